@@ -1,0 +1,88 @@
+"""Reading any image people have into RGB, and converting between PIL images and [-1, 1] tensors."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pnm"}
+DEFAULT_MAX_PIXELS = 50_000_000  # a decompression bomb larger than this is refused before decoding
+
+
+class ImageError(ValueError):
+    """An input that is not a usable image; the message says what is wrong, for people."""
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """RGB with EXIF orientation applied: first frame of animations, alpha composited on white,
+    16-bit and float greyscale scaled to 8 bits, CMYK / palette / greyscale converted."""
+    if getattr(img, "n_frames", 1) > 1:
+        img.seek(0)
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        hi = 65535.0 if arr.max(initial=0) > 255 else 255.0
+        img = Image.fromarray(np.clip(arr / hi * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "La", "RGBa", "PA"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba)
+    return img.convert("RGB")
+
+
+def load_rgb(source: str | Path | bytes | Image.Image, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Open a path, bytes or PIL image as RGB. Raises ImageError with a readable reason."""
+    name = "the image" if isinstance(source, (bytes, Image.Image)) else str(source)
+    if isinstance(source, Image.Image):
+        img = source
+    else:
+        if isinstance(source, bytes):
+            if not source:
+                raise ImageError("the file is empty")
+            fp = io.BytesIO(source)
+        else:
+            path = Path(source)
+            if not path.is_file():
+                raise ImageError(f"{name}: no such file")
+            if path.stat().st_size == 0:
+                raise ImageError(f"{name}: the file is empty")
+            fp = path
+        try:
+            img = Image.open(fp)
+        except Exception as e:  # PIL raises UnidentifiedImageError, OSError, SyntaxError...
+            raise ImageError(f"{name}: not an image file PIL can read ({type(e).__name__})") from None
+    w, h = img.size
+    if w * h > max_pixels:
+        raise ImageError(f"{name}: {w}x{h} pixels is more than the limit of {max_pixels:,} pixels")
+    if w < 1 or h < 1:
+        raise ImageError(f"{name}: the image has no pixels")
+    try:
+        img.load()
+        return to_rgb(img)
+    except Exception as e:
+        raise ImageError(f"{name}: the image data is corrupt or truncated ({e})") from None
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files directly inside `folder` (or below it), sorted by path."""
+    folder = Path(folder)
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+
+
+def pil_to_tensor(img: Image.Image) -> torch.Tensor:
+    """HWC uint8 RGB -> 1x3xHxW float in [-1, 1]."""
+    arr = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy())
+    return (arr.permute(2, 0, 1).float().div(127.5).sub(1.0)).unsqueeze(0)
+
+
+def tensor_to_uint8(t: torch.Tensor) -> np.ndarray:
+    """3xHxW (or 1x3xHxW) float in [-1, 1] -> HxWx3 uint8, rounded (not truncated)."""
+    if t.dim() == 4:
+        t = t[0]
+    t = t.detach().float().cpu().clamp(-1, 1).add(1).mul(127.5).round()
+    return t.to(torch.uint8).permute(1, 2, 0).numpy()
