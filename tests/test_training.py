@@ -1,0 +1,162 @@
+"""Training: the step, the schedule, learning, exact resume, NaN handling, torchrun."""
+import copy
+import csv
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import ROOT, run_train
+from cyclegan import CycleGAN, LossWeights
+from cyclegan.checkpoint import load_checkpoint
+from cyclegan.training import Trainer, lr_factor
+
+sys.path.insert(0, str(ROOT / "bench"))
+from baseline import BaselineStep  # noqa: E402
+
+
+def read_losses(run_dir):
+    with open(run_dir / "losses.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_fast_step_computes_what_the_reference_order_computes():
+    torch.manual_seed(0)
+    model = CycleGAN(ngf=8, n_blocks=2, ndf=8, with_discriminators=True)
+    twin = copy.deepcopy(model)
+    fast = Trainer(model, LossWeights())
+    slow = BaselineStep(twin, LossWeights())
+    for step in range(3):
+        a, b = torch.rand(1, 3, 32, 32) * 2 - 1, torch.rand(1, 3, 32, 32) * 2 - 1
+        got, want = fast.train_step(a, b), slow(a, b)
+        for name in want:
+            assert got[name] == pytest.approx(want[name], rel=1e-4, abs=1e-6), (step, name)
+    # Same updates: weights agree up to float reassociation (bias grads before instance norm are ~0 and noisy,
+    # so compare conv weights, which carry the learning).
+    for (k, v), w in zip(model.state_dict().items(), twin.state_dict().values()):
+        if k.endswith("weight"):
+            torch.testing.assert_close(v, w, atol=2e-5, rtol=1e-3, msg=k)
+
+
+def test_ablation_switches_drop_their_terms():
+    torch.manual_seed(0)
+    model = CycleGAN(ngf=8, n_blocks=1, ndf=8, with_discriminators=True)
+    d_before = copy.deepcopy(model.D_A.state_dict())
+    t = Trainer(model, LossWeights(use_gan=False, use_cycle_B=False, lambda_identity=0))
+    losses = t.train_step(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32))
+    assert losses["gan_AB"] == losses["gan_BA"] == losses["cycle_B"] == losses["idt_A"] == 0
+    assert losses["cycle_A"] > 0 and losses["G_total"] == pytest.approx(losses["cycle_A"])
+    assert all(torch.equal(v, model.D_A.state_dict()[k]) for k, v in d_before.items())  # no D step without GAN
+
+
+def test_learning_rate_schedule_is_constant_then_linear_to_zero():
+    factors = [lr_factor(e, 3, 4) for e in range(7)]
+    assert factors[:3] == [1.0, 1.0, 1.0]
+    assert factors[3:] == pytest.approx([0.8, 0.6, 0.4, 0.2])
+
+
+def test_tiny_model_learns_cycle_consistency(tiny_data, tmp_path):
+    out = tmp_path / "run"
+    r = run_train("--data", str(tiny_data), "--out", str(out), "--n-epochs", "30", "--n-epochs-decay", "0",
+                  "--max-steps", "240", "--save-every", "0", "--seed", "1")
+    assert r.returncode == 0, r.stderr
+    rows = read_losses(out)
+    assert len(rows) == 240
+    cyc = [float(r["cycle_A"]) + float(r["cycle_B"]) for r in rows]
+    first, last = sum(cyc[:20]) / 20, sum(cyc[-20:]) / 20
+    assert last < 0.5 * first, (first, last)
+    # the run folder has what the README promises
+    assert (out / "losses.png").stat().st_size > 0
+    assert sorted(p.name for p in (out / "samples").iterdir())[:2] == ["epoch_001.png", "epoch_002.png"]
+    assert (out / "model" / "model.safetensors").exists()
+    loaded = CycleGAN.from_pretrained(out / "model")
+    assert loaded.D_A is None  # published form: generators only unless asked
+
+
+def test_resume_after_a_kill_gives_bit_identical_weights(tiny_data, tmp_path):
+    common = ["--data", str(tiny_data), "--n-epochs", "2", "--n-epochs-decay", "1", "--max-steps", "20",
+              "--pool-size", "4", "--seed", "3"]
+    straight = run_train(*common, "--out", str(tmp_path / "straight"), "--save-every", "0")
+    assert straight.returncode == 0, straight.stderr
+    # steps 1..10 with a checkpoint at 10, then SIGKILL (mid-epoch: an epoch is 8 steps)
+    killed = run_train(*common, "--out", str(tmp_path / "resumed"), "--save-every", "10", "--fault", "10:kill")
+    assert killed.returncode == -9
+    assert not list((tmp_path / "resumed").glob("*.tmp"))
+    assert load_checkpoint(tmp_path / "resumed" / "checkpoint.safetensors")["step"] == 10
+    resumed = run_train(*common, "--out", str(tmp_path / "resumed"), "--save-every", "0", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stdout and "at step 10" in resumed.stdout
+    a = load_checkpoint(tmp_path / "straight" / "checkpoint.safetensors")
+    b = load_checkpoint(tmp_path / "resumed" / "checkpoint.safetensors")
+    assert a["step"] == b["step"] == 20 and a["lr"] == b["lr"] < 2e-4  # the decay epoch was reached
+    for part in ("model",):
+        for k, v in a["trainer"][part].items():
+            assert torch.equal(v, b["trainer"][part][k]), k
+    for k, v in a["trainer"]["opt_G"]["state"].items():
+        assert torch.equal(v["exp_avg"], b["trainer"]["opt_G"]["state"][k]["exp_avg"])
+    assert torch.equal(a["trainer"]["pool_A"]["images"], b["trainer"]["pool_A"]["images"])
+    # the loss log has each step once, and the resumed run logged the same numbers
+    ra, rb = read_losses(tmp_path / "straight"), read_losses(tmp_path / "resumed")
+    assert [r["step"] for r in rb] == [str(i) for i in range(1, 21)]
+    assert ra == rb
+
+
+def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tiny_data, tmp_path):
+    out = tmp_path / "run"
+    r = run_train("--data", str(tiny_data), "--out", str(out), "--save-every", "4", "--fault", "5:nan",
+                  "--max-steps", "12")
+    assert r.returncode == 3
+    assert "NaN or inf" in r.stderr and "last good checkpoint" in r.stderr
+    state = load_checkpoint(out / "checkpoint.safetensors")
+    assert state["step"] == 4
+    assert all(torch.isfinite(v).all() for v in state["trainer"]["model"].values())
+    assert len(read_losses(out)) <= 5
+
+
+def test_refuses_to_overwrite_a_run_and_to_resume_nothing(tiny_data, tmp_path):
+    r = run_train("--data", str(tiny_data), "--out", str(tmp_path / "x"), "--resume")
+    assert r.returncode == 2 and "no checkpoint" in r.stderr
+    ok = run_train("--data", str(tiny_data), "--out", str(tmp_path / "y"), "--max-steps", "1")
+    assert ok.returncode == 0, ok.stderr
+    again = run_train("--data", str(tiny_data), "--out", str(tmp_path / "y"), "--max-steps", "1")
+    assert again.returncode == 2 and "--resume" in again.stderr
+
+
+def test_help_documents_every_option():
+    r = subprocess.run([sys.executable, str(ROOT / "train" / "run.py"), "--help"], capture_output=True, text=True)
+    assert r.returncode == 0
+    sys.path.insert(0, str(ROOT / "train"))
+    import run
+    parser_actions = [a for a in run.parse_args.__code__.co_consts if isinstance(a, str) and a.startswith("--")]
+    assert len(parser_actions) > 30
+    for option in parser_actions:
+        assert option in r.stdout, option
+    for needle in ("--push-to-hub", "--resume", "--bf16", "--channels-last", "--no-cycle-A", "--lambda-identity"):
+        assert needle in r.stdout
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not built in")
+def test_torchrun_two_processes_equals_one_process_with_twice_the_batch(tiny_data, tmp_path):
+    common = ["--data", str(tiny_data), "--n-epochs", "1", "--n-epochs-decay", "0", "--seed", "5",
+              "--save-every", "0"]
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "0",
+                "--rdzv-backend", "c10d", "--rdzv-endpoint", "127.0.0.1:0"]
+    ddp = run_train(*common, "--out", str(tmp_path / "ddp"), launcher=launcher, env={"OMP_NUM_THREADS": "1"})
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    single = run_train(*common, "--out", str(tmp_path / "single"), "--batch-size", "2")
+    assert single.returncode == 0, single.stderr
+    assert load_checkpoint(tmp_path / "ddp" / "checkpoint.safetensors")["step"] == 4  # 8 images, 2 ranks
+    # Same data, same averaged gradients: the logged losses agree step by step ...
+    for r_ddp, r_one in zip(read_losses(tmp_path / "ddp"), read_losses(tmp_path / "single"), strict=True):
+        for name in ("G_total", "cycle_A", "cycle_B", "D_A", "D_B"):
+            assert float(r_ddp[name]) == pytest.approx(float(r_one[name]), rel=1e-3), (r_ddp["step"], name)
+    # ... and so do the weights, up to float reassociation that Adam magnifies on near-zero gradients.
+    a = load_file(tmp_path / "ddp" / "model" / "model.safetensors")
+    b = load_file(tmp_path / "single" / "model" / "model.safetensors")
+    for k in a:
+        if k.endswith("weight"):
+            assert (a[k] - b[k]).abs().mean() < 3e-5, k
