@@ -1,0 +1,339 @@
+"""The cycle-consistency explorer: `python app.py` (http://127.0.0.1:7860, port from GRADIO_SERVER_PORT).
+
+Only layout lives here; every panel and number comes from `cyclegan.explain.explain_steps`.
+Settings (environment): CYCLEGAN_MODEL (folder or Hub repo id[@revision]), CYCLEGAN_MAX_SIDE (512),
+CYCLEGAN_MAX_PIXELS (50 million), CYCLEGAN_MAX_FILE_SIZE ("20mb"), CYCLEGAN_CONCURRENCY (1 request at a
+time per event), CYCLEGAN_THREADS (torch threads; default: the CPUs this process may use).
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+import gradio as gr
+import torch
+
+from cyclegan.explain import (DEFAULT_MAX_SIDE, Explanation, default_model_path, explain_steps, load_model,
+                              random_model)
+from cyclegan.imageio import DEFAULT_MAX_PIXELS, ImageError, list_images
+from cyclegan.model import CycleGAN
+
+try:  # ZeroGPU on Hugging Face Spaces; a no-op decorator everywhere else
+    import spaces
+    GPU = spaces.GPU
+except Exception:  # not installed, or not usable here
+    def GPU(fn):
+        return fn
+
+ROOT = Path(__file__).resolve().parent
+EXAMPLES = Path(os.environ.get("CYCLEGAN_EXAMPLES", ROOT / "examples"))
+MAX_SIDE = int(os.environ.get("CYCLEGAN_MAX_SIDE", DEFAULT_MAX_SIDE))
+MAX_PIXELS = int(os.environ.get("CYCLEGAN_MAX_PIXELS", DEFAULT_MAX_PIXELS))
+MAX_FILE_SIZE = os.environ.get("CYCLEGAN_MAX_FILE_SIZE", "20mb")
+CONCURRENCY = int(os.environ.get("CYCLEGAN_CONCURRENCY", "1"))
+THREADS = int(os.environ.get("CYCLEGAN_THREADS", "0")) or len(os.sched_getaffinity(0))
+torch.set_num_threads(THREADS)
+DEFAULT_KEY = "default"
+
+
+# -- models: the startup one plus a few loaded from the text box, shared by all sessions -------------------------
+class Models:
+    def __init__(self, keep: int = 3):
+        self._models: OrderedDict[str, tuple[CycleGAN, str]] = OrderedDict()
+        self._lock, self._keep = threading.Lock(), keep
+        path = default_model_path()
+        try:
+            model = load_model(path) if path else random_model()
+        except ValueError as e:  # a broken default must not stop the app
+            model = random_model()
+            model.source = f"{model.source}. The default model failed to load: {e}"
+        self._models[DEFAULT_KEY] = (model, describe_origin(path, model))
+
+    def get(self, key: str) -> tuple[CycleGAN, str]:
+        with self._lock:
+            return self._models.get(key) or self._models[DEFAULT_KEY]
+
+    def load(self, spec: str) -> str:
+        """Loads (or finds) a model; returns its key. Raises ValueError with a readable message."""
+        spec = spec.strip()
+        if not spec:
+            return DEFAULT_KEY
+        with self._lock:
+            if spec in self._models:
+                self._models.move_to_end(spec)
+                return spec
+        model = load_model(spec)
+        with self._lock:
+            self._models[spec] = (model, describe_origin(spec, model))
+            while len(self._models) > self._keep + 1:
+                oldest = next(k for k in self._models if k != DEFAULT_KEY)
+                del self._models[oldest]
+        return spec
+
+
+def describe_origin(spec: str | None, model: CycleGAN) -> str:
+    if spec is None:
+        return model.source
+    path = Path(spec).resolve()
+    if path.is_dir() and path.parent == ROOT / "models":
+        return f"embedded default model `models/{path.name}`"
+    if spec == os.environ.get("CYCLEGAN_MODEL", "").strip():
+        return f"CYCLEGAN_MODEL: {model.source}"
+    return model.source
+
+
+def model_card(model: CycleGAN, origin: str) -> str:
+    arch = f"{model.netG} generator, ngf {model.ngf}, {model.n_blocks} {'blocks' if model.netG == 'resnet' else 'levels'}"
+    disc = "yes (realness map shown)" if model.D_A is not None else "no (no realness map, no LSGAN number)"
+    return (f"**Model in use:** {origin}  \n"
+            f"Domains: A = **{model.name_A}**, B = **{model.name_B}** · {arch} · discriminators: {disc} · "
+            f"λ_A {model.lambda_A:g}, λ_B {model.lambda_B:g}, λ_identity {model.lambda_identity:g}")
+
+
+def direction_choices(model: CycleGAN) -> list[tuple[str, str]]:
+    return [(model.direction_label(d), d) for d in ("AtoB", "BtoA")]
+
+
+MODELS = Models()
+
+
+# -- the input component: hands the raw upload to cyclegan.imageio (which gives readable errors) -----------------
+class InputImage(gr.Image):
+    """gr.Image whose preprocessing does not open the file: a corrupt, empty or huge upload reaches
+    `load_rgb`, which refuses it with a message for people (and checks the pixel limit before decoding)."""
+    is_template = True  # the browser renders it as a plain gr.Image
+
+    def preprocess(self, payload):
+        if payload is None:
+            return None
+        if payload.url and payload.url.startswith("data:"):
+            try:
+                return base64.b64decode(payload.url.split(",", 1)[1])
+            except Exception:
+                raise gr.Error("the pasted image data could not be decoded") from None
+        return payload.path
+
+
+# -- the handler ------------------------------------------------------------------------------------------------
+
+def numbers_markdown(ex: Explanation, model: CycleGAN) -> str:
+    n = ex.numbers
+    lam = "λ_A" if ex.direction == "AtoB" else "λ_B"
+    rows = [
+        "| for this image | value | weighted, in the generator objective |",
+        "| --- | --- | --- |",
+        f"| cycle L1, mean abs(x − F(G(x))) | {n['cycle_l1']:.4f} | {lam} × cycle = {n['lambda']:g} × "
+        f"{n['cycle_l1']:.4f} = **{n['cycle_term']:.4f}** |",
+        f"| identity L1, mean abs(x − F(x)) | {n['identity_l1']:.4f} | λ_identity × {lam} × identity = "
+        f"{n['lambda_identity']:g} × {n['lambda']:g} × {n['identity_l1']:.4f} = **{n['identity_term']:.4f}** |",
+    ]
+    if "gan_term" in n:
+        rows.append(f"| LSGAN, mean (D(G(x)) − 1)² | {n['gan_term']:.4f} | 1 × **{n['gan_term']:.4f}** |")
+    else:
+        rows.append("| LSGAN | no discriminator in this checkpoint | – |")
+    rows.append(f"| sum of these terms | | **{n['generator_objective_this_image']:.4f}** |")
+    rows.append(f"| PSNR of the reconstruction F(G(x)) | {n['psnr_reconstruction_db']:.2f} dB | |")
+    text = "\n".join(rows)
+    if "cycle_l1_without_noise" in n:
+        text += (f"\n\nWith noise of {n['noise_grey_levels']:g} grey levels on G(x) the cycle L1 is "
+                 f"**{n['cycle_l1']:.4f}**; without it, **{n['cycle_l1_without_noise']:.4f}**.")
+    text += (f"\n\nImage {ex.size[0]}×{ex.size[1]}"
+             + (f" (resized from {ex.original_size[0]}×{ex.original_size[1]})" if ex.size != ex.original_size else "")
+             + ". These are this direction's three terms for one image; training adds the other direction's "
+               "three, averaged over batches.")
+    return text
+
+
+def outputs_for(ex: Explanation | None, model: CycleGAN, overlay: bool) -> list:
+    """The values of OUTPUTS, in order; None where not computed yet."""
+    if ex is None:
+        return [None] * 12
+    if ex.stage != "complete":
+        return [ex.real, ex.fake, None, None, None, None, None, None, None,
+                "*G(x) is ready; computing the reconstruction, identity and maps…*", None, (ex.real, ex.fake)]
+    cycle = ex.cycle_overlay if overlay else ex.cycle_heat
+    identity = ex.identity_overlay if overlay else ex.identity_heat
+    realness = ex.realness_overlay if overlay else ex.realness_heat
+    return [ex.real, ex.fake, ex.rec, ex.idt, cycle, identity, realness, ex.error_colorbar, ex.realness_colorbar,
+            numbers_markdown(ex, model), ex.numbers, (ex.real, ex.fake)]
+
+
+@GPU
+def run_explain(image, direction, noise, overlay, model_key, state):
+    """Streams G(x) first, then every panel. Re-renders from the session's last result when only the overlay
+    switch changed."""
+    model, _ = MODELS.get(model_key or DEFAULT_KEY)
+    if image is None:
+        raise gr.Error("Drop, paste or upload an image first.")
+    request = (image if isinstance(image, str) else hash(image), direction, float(noise or 0), model_key)
+    if state is not None and state[0] == request:
+        yield *outputs_for(state[1], model, overlay), state
+        return
+    if torch.cuda.is_available():
+        model.to("cuda")
+    try:
+        steps = explain_steps(model, image, direction, noise=float(noise or 0), max_side=MAX_SIDE,
+                              max_pixels=MAX_PIXELS)
+        yield *outputs_for(next(steps), model, overlay), gr.skip()
+        ex = next(steps)
+    except ImageError as e:
+        msg = str(e)
+        if isinstance(image, str) and msg.startswith(image):  # not the server's temporary path
+            msg = msg[len(image):].lstrip(": ")
+        raise gr.Error(f"That file cannot be used: {msg}.") from None
+    except Exception as e:  # anything else: a message in the page, and the server goes on serving
+        raise gr.Error(f"Processing failed ({type(e).__name__}: {str(e)[:300]}).") from None
+    yield *outputs_for(ex, model, overlay), (request, ex)
+
+
+def example_fn(image, direction):
+    """For the examples gallery (cached on first use): the startup model, no noise, no overlay."""
+    out = None
+    for out in run_explain(image, direction, 0.0, False, DEFAULT_KEY, None):
+        pass
+    return out[:-1]
+
+
+def load_clicked(spec, model_key):
+    try:
+        key = MODELS.load(spec or "")
+    except ValueError as e:
+        current, origin = MODELS.get(model_key)
+        return (model_key, f"⚠️ {e}. Still using the previous model.", gr.skip(), gr.skip(), gr.skip(), None)
+    model, origin = MODELS.get(key)
+    return (key, f"Loaded {spec.strip() or 'the default model'}.", model_card(model, origin),
+            gr.Radio(choices=direction_choices(model), value="AtoB"),
+            gr.Image(visible=model.D_A is not None), None)
+
+
+def example_rows(model: CycleGAN) -> list[list]:
+    """[[path, direction]] for every image under examples/; B-domain images go B -> A (by folder or name)."""
+    if not EXAMPLES.is_dir():
+        return []
+    name_b = model.name_B.lower()
+    rows = []
+    for path in list_images(EXAMPLES)[:24]:
+        rel = path.relative_to(EXAMPLES)
+        words = [p.lower() for p in rel.parts[:-1]] + [rel.stem.lower()]
+        is_b = any(w == name_b or w.startswith(name_b) or w in ("b", "testb", "trainb") or w.endswith("_b")
+                   for w in words)
+        rows.append([str(path), "BtoA" if is_b else "AtoB"])
+    return rows
+
+
+# -- the page -------------------------------------------------------------------------------------------------
+INTRO = """# CycleGAN: the cycle-consistency explorer
+Drop an image (or paste one, or use the webcam), pick a direction, and see what each term of CycleGAN's loss
+([Zhu et al. 2017](https://arxiv.org/abs/1703.10593)) looks at for this image."""
+
+LOSSES = """### What you are looking at
+Training has two generators, **G** (A→B) and **F** (B→A), and two discriminators. Per image, the
+generators minimise six terms (three per direction; the panels show this direction's three):
+
+- **Adversarial** (G(x), realness map): the discriminator of the target domain scores every 70×70 patch of
+  G(x); G is pushed to make every score 1 ("real"). The other direction has the same term for F.
+- **Cycle consistency** (F(G(x)), cycle-error map): translating there and back must return x; the term is
+  λ × the mean absolute error. Without it nothing ties G(x) to x. Both directions have one.
+- **Identity** (F(x), identity-error map): a generator fed an image that is already in its output domain
+  should leave it alone; weight λ_identity × λ. It keeps colours from drifting. Both directions have one.
+
+Each **discriminator** has two terms: its scores on real images of its domain should be 1, its scores on
+translated images 0 (least squares, halved). They are trained in turn with the generators."""
+
+HIDDEN = ("A reconstruction can be suspiciously good: the generators can hide information about x in G(x) as "
+          "signals too faint to see, which F decodes. Add a little noise to G(x) before F and watch the cycle "
+          "error jump if that is happening.")
+
+CSS = """
+.panel img { image-rendering: auto; }
+#numbers table { font-size: 0.9em; }
+"""
+
+
+def examples_cache_folder(model: CycleGAN, rows: list[list]) -> str:
+    """Cached example results are only valid for one model, size limit and set of examples: key the folder."""
+    h = hashlib.sha1(repr((model.source, sorted(model.config.items()), MAX_SIDE, rows)).encode())
+    for name in ("model.safetensors",):
+        f = Path(default_model_path() or "") / name
+        if f.is_file():
+            h.update(repr((f.stat().st_size, f.stat().st_mtime_ns)).encode())
+    for path, _ in rows:
+        h.update(repr(Path(path).stat().st_mtime_ns).encode())
+    return str(Path(".gradio") / "cached_examples" / h.hexdigest()[:16])
+
+
+def build() -> gr.Blocks:
+    model, origin = MODELS.get(DEFAULT_KEY)
+    has_d = model.D_A is not None
+    with gr.Blocks(title="CycleGAN cycle-consistency explorer") as demo:
+        model_key = gr.State(DEFAULT_KEY)
+        last = gr.State(None)
+        gr.Markdown(INTRO)
+        with gr.Row():
+            with gr.Column(scale=1, min_width=280):
+                image = InputImage(label="your image x", type="filepath", sources=["upload", "clipboard", "webcam"],
+                                   format="png", elem_id="input-image", height=300)
+                direction = gr.Radio(direction_choices(model), value="AtoB", label="direction",
+                                     elem_id="direction")
+                run = gr.Button("Explain", variant="primary", elem_id="run")
+            with gr.Column(scale=2):
+                card = gr.Markdown(model_card(model, origin), label="model", elem_id="model-card")
+                with gr.Row():
+                    spec = gr.Textbox(label="load another model: a local folder or a Hub repo id (optionally "
+                                            "@revision); empty = the default", scale=4, elem_id="model-spec")
+                    load = gr.Button("Load model", scale=1)
+                status = gr.Markdown("", label="status", elem_id="model-status")
+                with gr.Accordion("Hidden information: add noise to G(x) before F reconstructs it", open=True):
+                    gr.Markdown(HIDDEN)
+                    noise = gr.Slider(0, 32, value=0, step=1, label="noise on G(x), standard deviation in grey "
+                                                                    "levels (0-255)", elem_id="noise")
+                overlay = gr.Checkbox(False, label="overlay the maps on the image", elem_id="overlay")
+        with gr.Row():
+            with gr.Column(scale=3):
+                with gr.Row(equal_height=True):
+                    kw = dict(type="numpy", format="png", interactive=False, elem_classes="panel", height=260)
+                    real = gr.Image(label="x: the real image", elem_id="real", **kw)
+                    fake = gr.Image(label="G(x): the translation (adversarial term)", elem_id="fake", **kw)
+                    rec = gr.Image(label="F(G(x)): the reconstruction (cycle-consistency term)", elem_id="rec", **kw)
+                    idt = gr.Image(label="F(x): F fed its own domain (identity term)", elem_id="idt", **kw)
+                with gr.Row(equal_height=True):
+                    cycle = gr.Image(label="cycle error |x − F(G(x))|", elem_id="cycle-heat", **kw)
+                    identity = gr.Image(label="identity error |x − F(x)|", elem_id="identity-heat", **kw)
+                    realness = gr.Image(label="discriminator realness of G(x), per patch", elem_id="realness",
+                                        visible=has_d, **kw)
+                with gr.Row():
+                    error_bar = gr.Image(label="error scale (both error maps)", elem_id="error-bar", type="numpy",
+                                         format="png", interactive=False, show_label=False, height=100)
+                    realness_bar = gr.Image(label="realness scale", elem_id="realness-bar", type="numpy",
+                                            format="png", interactive=False, show_label=False, height=100)
+                numbers = gr.Markdown("", label="numbers", elem_id="numbers")
+                numbers_json = gr.JSON(label="the numbers (JSON)", visible=False)
+                slider = gr.ImageSlider(label="real vs translated: drag the handle", type="numpy", format="png",
+                                        interactive=False, elem_id="slider", max_height=520)
+            with gr.Column(scale=1, min_width=260):
+                gr.Markdown(LOSSES)
+        outputs = [real, fake, rec, idt, cycle, identity, realness, error_bar, realness_bar, numbers, numbers_json,
+                   slider]
+        gr.on([image.upload, run.click, direction.input, noise.release, overlay.input], run_explain,
+              inputs=[image, direction, noise, overlay, model_key, last], outputs=outputs + [last],
+              api_name="explain", trigger_mode="always_last", concurrency_limit=CONCURRENCY)
+        load.click(load_clicked, [spec, model_key], [model_key, status, card, direction, realness, last],
+                   api_name="load_model", concurrency_limit=1)
+        rows = example_rows(model)
+        if rows:
+            os.environ["GRADIO_EXAMPLES_CACHE"] = examples_cache_folder(model, rows)
+            gr.Examples(rows, inputs=[image, direction], outputs=outputs, fn=example_fn, cache_examples=True,
+                        cache_mode="lazy", label=f"Examples ({model.name_A} and {model.name_B}; results of the "
+                                                  f"startup model, computed on first click and cached)")
+    return demo
+
+
+demo = build()
+
+if __name__ == "__main__":
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64).launch(
+        max_file_size=MAX_FILE_SIZE, css=CSS, allowed_paths=[str(EXAMPLES)], show_error=False)

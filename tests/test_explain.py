@@ -1,0 +1,202 @@
+"""cyclegan.explain (every panel and number for one image) and `python -m cyclegan.translate`, on a tiny model."""
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cyclegan import CycleGAN
+from cyclegan.explain import (ERROR_CMAP, ERROR_MAX, MIN_SIDE, _lut, colorize, default_model_path, explain,
+                              explain_steps, load_model, pad_canvas)
+from cyclegan.imageio import ImageError, pil_to_tensor
+from cyclegan.losses import cycle_loss, identity_loss, lsgan
+from cyclegan.translate import main as translate_main
+
+
+@pytest.fixture(scope="module")
+def model() -> CycleGAN:
+    torch.manual_seed(0)
+    return CycleGAN(name_A="horse", name_B="zebra", ngf=8, n_blocks=3, ndf=8, with_discriminators=True,
+                    lambda_A=10.0, lambda_B=7.0, lambda_identity=0.5).eval()
+
+
+def rand_image(w: int, h: int, mode: str = "RGB", seed: int = 0) -> Image.Image:
+    arr = (np.random.default_rng(seed).random((h, w, 3)) * 255).astype(np.uint8)
+    return Image.fromarray(arr).convert(mode)
+
+
+@pytest.mark.parametrize("size,expected", [((1, 1), (1, 1)), ((5, 3), (5, 3)), ((37, 21), (37, 21)),
+                                           ((64, 64), (64, 64)), ((200, 50), (96, 24)), ((30, 301), (10, 96))])
+def test_every_panel_has_the_input_size_and_aspect(model, size, expected):
+    ex = explain(model, rand_image(*size), "AtoB", max_side=96)
+    w, h = expected
+    assert ex.size == (w, h) and ex.original_size == size
+    for name in ("real", "fake", "rec", "idt", "cycle_heat", "identity_heat", "cycle_overlay", "identity_overlay",
+                 "realness_heat", "realness_overlay"):
+        arr = getattr(ex, name)
+        assert arr.shape == (h, w, 3) and arr.dtype == np.uint8, name
+    for name in ("cycle_error", "identity_error", "realness"):
+        assert getattr(ex, name).shape == (h, w), name
+    assert ex.error_colorbar.ndim == 3 and ex.realness_colorbar.ndim == 3
+
+
+def test_padding_reflects_to_a_multiple_of_four_and_crops_back():
+    x = torch.arange(2 * 3 * 37 * 50, dtype=torch.float32).reshape(2, 3, 37, 50)
+    p = pad_canvas(x)
+    assert p.shape[-2:] == (40, 52) and torch.equal(p[..., :37, :50], x)
+    assert torch.equal(p[..., 37, :50], x[..., 35, :])            # reflection, not zeros
+    assert pad_canvas(torch.zeros(1, 3, 1, 1)).shape[-2:] == (MIN_SIDE, MIN_SIDE)
+
+
+def test_numbers_are_the_training_loss_terms(model):
+    img = rand_image(64, 64, seed=3)     # no padding: the numbers must equal the loss functions exactly
+    for direction, (G, F, D, lam) in {"AtoB": (model.G_AB, model.G_BA, model.D_B, model.lambda_A),
+                                       "BtoA": (model.G_BA, model.G_AB, model.D_A, model.lambda_B)}.items():
+        ex = explain(model, img, direction)
+        n = ex.numbers
+        with torch.no_grad():
+            x = pil_to_tensor(img)
+            fake = G(x)
+            cyc, idt = cycle_loss(F(fake), x).item(), identity_loss(F(x), x).item()
+            gan = lsgan(D(fake), True).item()
+            mse = ((F(fake) - x) / 2).pow(2).mean().item()
+        assert n["cycle_l1"] == pytest.approx(cyc, rel=1e-5) and n["identity_l1"] == pytest.approx(idt, rel=1e-5)
+        assert n["cycle_term"] == pytest.approx(lam * cyc, rel=1e-5)
+        assert n["identity_term"] == pytest.approx(0.5 * lam * idt, rel=1e-5)
+        assert n["gan_term"] == pytest.approx(gan, rel=1e-5)
+        assert n["generator_objective_this_image"] == pytest.approx(lam * cyc + 0.5 * lam * idt + gan, rel=1e-5)
+        assert n["psnr_reconstruction_db"] == pytest.approx(10 * math.log10(1 / mse), rel=1e-4)
+        assert ex.realness_patches.shape == (6, 6)           # the PatchGAN map of a 64x64 input
+        assert np.allclose(ex.cycle_error.mean(), cyc, rtol=1e-5)
+        assert ex.label == ("horse -> zebra" if direction == "AtoB" else "zebra -> horse")
+
+
+def test_heatmaps_use_one_fixed_scale():
+    lut = _lut(ERROR_CMAP)
+    heat = colorize(np.array([[0.0, ERROR_MAX, 10 * ERROR_MAX]]), 0.0, ERROR_MAX, ERROR_CMAP)
+    assert (heat[0, 0] == lut[0]).all() and (heat[0, 1] == lut[255]).all() and (heat[0, 2] == lut[255]).all()
+
+
+def test_g_of_x_comes_first_then_everything(model):
+    steps = explain_steps(model, rand_image(40, 40), "BtoA")
+    first = next(steps)
+    assert first.stage == "translated" and first.fake is not None and first.rec is None and not first.numbers
+    last = next(steps)
+    assert last.stage == "complete" and last.rec is not None
+    assert list(steps) == []
+    assert len(list(explain_steps(model, rand_image(40, 40), "AtoB", full=False))) == 1
+
+
+def test_noise_on_g_of_x_changes_only_the_reconstruction(model):
+    img = rand_image(48, 48, seed=5)
+    clean = explain(model, img, "AtoB")
+    noisy = explain(model, img, "AtoB", noise=16)
+    assert np.array_equal(clean.fake, noisy.fake) and np.array_equal(clean.idt, noisy.idt)
+    assert not np.array_equal(clean.rec, noisy.rec)
+    assert noisy.numbers["cycle_l1_without_noise"] == pytest.approx(clean.numbers["cycle_l1"], rel=1e-5)
+    assert noisy.numbers["cycle_l1"] != pytest.approx(clean.numbers["cycle_l1"], rel=1e-6)
+
+
+def test_no_discriminator_no_realness(model):
+    light = model.without_discriminators()
+    ex = explain(light, rand_image(40, 40), "AtoB")
+    assert ex.realness is None and ex.realness_heat is None and "gan_term" not in ex.numbers
+    assert ex.numbers["generator_objective_this_image"] == pytest.approx(
+        ex.numbers["cycle_term"] + ex.numbers["identity_term"])
+
+
+def _encode(img: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def test_awkward_inputs(model, tmp_path):
+    rotated = rand_image(60, 40)
+    exif = rotated.getexif()
+    exif[0x0112] = 6                                                   # rotate 90 degrees when shown
+    cases = {
+        "exif.jpg": (_encode(rotated, "JPEG", exif=exif), (40, 60)),
+        "grey.png": (_encode(rand_image(30, 20, "L"), "PNG"), (30, 20)),
+        "rgba.png": (_encode(rand_image(30, 20, "RGBA"), "PNG"), (30, 20)),
+        "palette.gif": (_encode(rand_image(30, 20, "P"), "GIF"), (30, 20)),
+        "cmyk.jpg": (_encode(rand_image(30, 20, "CMYK"), "JPEG"), (30, 20)),
+        "deep.png": (_encode(Image.fromarray(np.full((20, 30), 40000, np.uint16)), "PNG"), (30, 20)),
+        "anim.gif": (_encode(rand_image(30, 20, "P"), "GIF", save_all=True,
+                             append_images=[rand_image(30, 20, "P", seed=1)]), (30, 20)),
+    }
+    for name, (data, (w, h)) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        ex = explain(model, str(path), "AtoB")
+        assert ex.fake.shape == (h, w, 3) and ex.rec.shape == (h, w, 3), name
+
+
+@pytest.mark.parametrize("data,message", [(b"", "empty"), (b"hello, not an image", "not an image"),
+                                          (None, "no image")])
+def test_bad_inputs_raise_readable_errors(model, data, message):
+    with pytest.raises(ImageError, match=message):
+        explain(model, data, "AtoB")
+
+
+def test_truncated_and_too_large(model):
+    png = _encode(rand_image(64, 64), "PNG")
+    with pytest.raises(ImageError, match="corrupt or truncated"):
+        explain(model, png[: len(png) // 2], "AtoB")
+    with pytest.raises(ImageError, match="more than the limit"):
+        explain(model, png, "AtoB", max_pixels=1000)
+
+
+def test_default_model_lookup(tmp_path, monkeypatch):
+    monkeypatch.delenv("CYCLEGAN_MODEL", raising=False)
+    assert default_model_path(tmp_path / "nothing") is None
+    for name in ("zz", "bb"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text("{}")
+    assert default_model_path(tmp_path) == str(tmp_path / "bb")
+    (tmp_path / "default").mkdir()
+    (tmp_path / "default" / "config.json").write_text("{}")
+    assert default_model_path(tmp_path) == str(tmp_path / "default")
+    monkeypatch.setenv("CYCLEGAN_MODEL", "user/repo")
+    assert default_model_path(tmp_path) == "user/repo"
+
+
+def test_load_model(model, tmp_path, monkeypatch):
+    model.save_pretrained(tmp_path / "m")
+    loaded = load_model(str(tmp_path / "m"))
+    assert loaded.name_B == "zebra" and loaded.D_A is not None and "local folder" in loaded.source
+    with pytest.raises(ValueError, match="neither a local folder nor a Hub repo id"):
+        load_model(str(tmp_path / "missing"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="could not load"):
+        load_model(str(tmp_path / "empty"))
+    monkeypatch.setenv("CYCLEGAN_MODEL", "")
+    monkeypatch.setattr("cyclegan.explain.default_model_path", lambda root=None: None)
+    assert "RANDOM WEIGHTS" in load_model(None).source
+
+
+def test_translate_cli(model, tmp_path, capsys):
+    model.save_pretrained(tmp_path / "m")
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    rand_image(50, 30).save(src / "a.jpg")
+    rand_image(20, 40, seed=2).save(src / "sub" / "b.png")
+    (src / "broken.png").write_bytes(b"\x89PNG not really")
+    single = tmp_path / "c.png"
+    rand_image(33, 17, seed=3).save(single)
+    out = tmp_path / "out"
+    rc = translate_main(["--model", str(tmp_path / "m"), "--direction", "BtoA", str(src), str(single),
+                         "--out", str(out), "--reconstructions", "--heatmaps", "--max-side", "40"])
+    assert rc == 1                                                      # broken.png was skipped, the rest done
+    assert "broken.png" in capsys.readouterr().err
+    assert Image.open(out / "a.png").size == (40, 24)
+    assert Image.open(out / "sub" / "b.png").size == (20, 40)
+    for suffix in ("", "_rec", "_idt", "_cycle_error", "_identity_error", "_realness"):
+        assert (out / f"c{suffix}.png").is_file(), suffix
+    # G(x) alone needs one generator pass and writes only NAME.png
+    rc = translate_main(["--model", str(tmp_path / "m"), str(single), "--out", str(tmp_path / "o2")])
+    assert rc == 0 and sorted(p.name for p in (tmp_path / "o2").iterdir()) == ["c.png"]
