@@ -30,3 +30,14 @@ def make_unpaired(root: Path, n: int = 8, size: int = 64, seed: int = 0, test: i
             for i in range(count):
                 scene(rng, size, domain).save(folder / f"{i:03d}.png")
     return root
+
+
+if __name__ == "__main__":
+    import argparse
+
+    p = argparse.ArgumentParser(description="Write a small generated unpaired data set (trainA/B, testA/B).")
+    p.add_argument("out")
+    p.add_argument("--n", type=int, default=16, help="training images per domain")
+    p.add_argument("--size", type=int, default=64)
+    a = p.parse_args()
+    print(make_unpaired(Path(a.out), n=a.n, size=a.size))

@@ -1,0 +1,95 @@
+#!/usr/bin/env python
+"""Training-step speed: `cyclegan.training.Trainer` against the straightforward reference-order step.
+
+    python bench/train_step.py                       # 128x128 and 256x256, default architecture, CPU (+CUDA if any)
+    python bench/train_step.py --sizes 128 --repeats 5 --threads 2
+
+Each variant starts from the same weights and sees the same images; timings alternate between variants
+(round-robin) so that a noisy shared machine slows them alike. Prints images per second, the ratio to the
+baseline measured in the same run, and how far the first step's losses are from the baseline's.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch  # noqa: E402
+
+from baseline import BaselineStep  # noqa: E402
+from cyclegan import CycleGAN, LossWeights  # noqa: E402
+from cyclegan.training import Trainer  # noqa: E402
+
+
+def variants(model: CycleGAN, device: str) -> dict:
+    """name -> a step function taking (real_A, real_B) and returning the losses."""
+    out = {"baseline (reference order, eager fp32)": BaselineStep(copy.deepcopy(model).to(device), LossWeights())}
+    out["ours: shared passes + foreach Adam"] = Trainer(copy.deepcopy(model), LossWeights(), device=device).train_step
+    out["ours + channels_last"] = Trainer(copy.deepcopy(model), LossWeights(), device=device,
+                                          channels_last=True).train_step
+    if device == "cuda":
+        out["ours + bf16 autocast + channels_last"] = Trainer(copy.deepcopy(model), LossWeights(), device=device,
+                                                             bf16=True, channels_last=True).train_step
+    return out
+
+
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def bench(size: int, device: str, repeats: int, warmup: int) -> None:
+    torch.manual_seed(0)
+    model = CycleGAN(with_discriminators=True)
+    steps = variants(model, device)
+    images = [(torch.rand(1, 3, size, size, device=device) * 2 - 1, torch.rand(1, 3, size, size, device=device) * 2 - 1)
+              for _ in range(warmup + repeats)]
+    first = {name: step(*images[0]) for name, step in steps.items()}  # also a warm-up step
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for i in range(1, warmup + repeats):
+        for name, step in steps.items():
+            sync(device)
+            t0 = time.perf_counter()
+            step(*images[i])
+            sync(device)
+            if i >= warmup:
+                times[name].append(time.perf_counter() - t0)
+    base_name = next(iter(steps))
+    base = statistics.median(times[base_name])
+    print(f"\n{size}x{size}, batch 1, {device}, default architecture (ngf 64, 9 blocks, ndf 64), "
+          f"median of {repeats} steps")
+    print(f"{'variant':42s} {'s/step':>8s} {'img/s':>7s} {'ratio':>6s} {'max rel. loss diff, step 1':>27s}")
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        diff = max(abs(first[name][k] - first[base_name][k]) / max(abs(first[base_name][k]), 1e-8)
+                   for k in first[base_name])
+        print(f"{name:42s} {med:8.3f} {1 / med:7.2f} {base / med:6.2f}x {diff:27.2e}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
+    p.add_argument("--repeats", type=int, default=5, help="timed steps per variant")
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps per variant")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+    p.add_argument("--devices", nargs="+", default=None, help="cpu and/or cuda (default: cpu, plus cuda if present)")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    devices = args.devices or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+    print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} CPU threads" + (f", {torch.cuda.get_device_name()}" if "cuda" in devices else ""))
+    for device in devices:
+        for size in args.sizes:
+            bench(size, device, args.repeats, args.warmup)
+
+
+if __name__ == "__main__":
+    main()
