@@ -1,0 +1,174 @@
+"""The benchmark: how close a model's translations of held-out images are to the known right answers.
+
+    python -m cyclegan.evaluate                                   # the shipped default model on photo2cartoon
+    python -m cyclegan.evaluate --model models/photo2cartoon --task photo2cartoon
+    python -m cyclegan.evaluate --model models/ablation/*         # several models: one row each
+
+For each direction it reports PSNR (dB) and SSIM of G(x) against the ground truth (cartoon(x) for
+photo -> cartoon, the photo for cartoon -> photo) and of the cycle F(G(x)) against x, beside the same numbers
+for the identity mapping (G = F = identity). Outputs are rounded to 8 bits first, as the app shows them.
+SSIM and PSNR come from torchmetrics (Gaussian 11x11 window, sigma 1.5; data range 1), averaged over images.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+
+import numpy as np
+import torch
+
+from .imageio import tensor_to_uint8
+from .task import get_task
+
+DEFAULT_MODEL = "models/photo2cartoon"
+
+
+def to_unit(batch: np.ndarray) -> torch.Tensor:
+    """N x H x W x 3 uint8 -> N x 3 x H x W float in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).float() / 255.0
+
+
+def to_signed(batch: np.ndarray) -> torch.Tensor:
+    return to_unit(batch) * 2.0 - 1.0
+
+
+def scores(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
+    """Mean per-image PSNR and SSIM of uint8 N x H x W x 3 images."""
+    from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
+    p, t = to_unit(pred), to_unit(target)
+    psnr = peak_signal_noise_ratio(p, t, data_range=1.0, dim=(1, 2, 3), reduction="none")
+    ssim = structural_similarity_index_measure(p, t, data_range=1.0, reduction="none")
+    return {"psnr": float(psnr.mean()), "ssim": float(ssim.mean())}
+
+
+@torch.no_grad()
+def translate(net: torch.nn.Module, images: np.ndarray, batch_size: int = 8) -> np.ndarray:
+    out = []
+    for i in range(0, len(images), batch_size):
+        y = net(to_signed(images[i:i + batch_size]))
+        out.extend(tensor_to_uint8(t) for t in y)
+    return np.stack(out)
+
+
+def load_pairs(task_name: str, limit: int | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The task's held-out test tiles: photos (A), their ground-truth styled versions (B), file names."""
+    task = get_task(task_name)
+    a, b, names = [], [], []
+    for name, _photo, tile, styled in task.test_pairs():
+        a.append(tile)
+        b.append(styled)
+        names.append(name)
+        if limit and len(names) >= limit:
+            break
+    return np.stack(a), np.stack(b), names
+
+
+def evaluate(model, task_name: str = "photo2cartoon", limit: int | None = None) -> dict:
+    """Benchmark numbers of a CycleGAN (model.G_AB: A -> B) and of the identity mapping on a task."""
+    task = get_task(task_name)
+    photos, styled, names = load_pairs(task_name, limit)
+    model = model.eval()
+    results = {"task": task_name, "n_images": len(names), "size": list(photos.shape[1:3]),
+               "photos": sorted({n.split("_y")[0] for n in names}), "directions": {}}
+    for direction, x, truth, G, F in (("AtoB", photos, styled, model.G_AB, model.G_BA),
+                                      ("BtoA", styled, photos, model.G_BA, model.G_AB)):
+        fake = translate(G, x)
+        rec = translate(F, fake)
+        src, dst = (task.name_A, task.name_B) if direction == "AtoB" else (task.name_B, task.name_A)
+        results["directions"][direction] = {
+            "label": f"{src} -> {dst}",
+            "model": {"translation": scores(fake, truth), "cycle": scores(rec, x)},
+            "identity": {"translation": scores(x, truth), "cycle": scores(x, x)},
+        }
+    return results
+
+
+def _fmt_psnr(v: float) -> str:
+    return "inf" if math.isinf(v) else f"{v:.2f}"
+
+
+def format_table(results: dict, model_label: str = "model") -> str:
+    """A Markdown table: one row per direction and comparison, model beside identity."""
+    lines = [f"| direction | compared | {model_label} PSNR | {model_label} SSIM | identity PSNR | identity SSIM |",
+             "| --- | --- | ---: | ---: | ---: | ---: |"]
+    task = get_task(results["task"])
+    for direction, r in results["directions"].items():
+        for key, what in (("translation", f"G(x) vs {task.name_B}(x)" if direction == "AtoB"
+                           else f"G(y) vs x, for y = {task.name_B}(x)"),
+                          ("cycle", "F(G(x)) vs x" if direction == "AtoB" else "F(G(y)) vs y")):
+            m, i = r["model"][key], r["identity"][key]
+            lines.append(f"| {r['label']} | {what} | {_fmt_psnr(m['psnr'])} | {m['ssim']:.3f} | "
+                         f"{_fmt_psnr(i['psnr'])} | {i['ssim']:.3f} |")
+    return "\n".join(lines)
+
+
+def format_comparison(rows: list[tuple[str, dict]]) -> str:
+    """Several models, one row each (and the identity mapping first): translation and cycle scores."""
+    first = rows[0][1]["directions"]
+    a2b, b2a = first["AtoB"]["label"], first["BtoA"]["label"]
+    lines = [f"| model | {a2b} PSNR | {a2b} SSIM | {b2a} PSNR | {b2a} SSIM | cycle A PSNR | cycle B PSNR |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+
+    def row(label: str, d: dict, kind: str) -> str:
+        f, b = d["AtoB"][kind], d["BtoA"][kind]
+        return (f"| {label} | {_fmt_psnr(f['translation']['psnr'])} | {f['translation']['ssim']:.3f} | "
+                f"{_fmt_psnr(b['translation']['psnr'])} | {b['translation']['ssim']:.3f} | "
+                f"{_fmt_psnr(f['cycle']['psnr'])} | {_fmt_psnr(b['cycle']['psnr'])} |")
+
+    lines.append(row("identity (baseline)", first, "identity"))
+    lines += [row(label, r["directions"], "model") for label, r in rows]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description="PSNR/SSIM of a CycleGAN's translations against the task's ground "
+                                            "truth, beside the identity mapping.")
+    p.add_argument("--model", nargs="+", default=[DEFAULT_MODEL],
+                   help="model folder(s) or Hub repo id(s); several give one row each")
+    p.add_argument("--task", default="photo2cartoon", help="benchmark task (see cyclegan.task.TASKS)")
+    p.add_argument("--limit", type=int, default=None, help="only the first N test images (quick checks)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--json", default=None, metavar="FILE", help="also write the numbers to FILE")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        task = get_task(args.task)
+    except KeyError as e:
+        print(f"error: {e.args[0]}", file=sys.stderr)
+        return 2
+
+    from .model import CycleGAN
+
+    rows = []
+    for ref in args.model:
+        try:
+            model = CycleGAN.from_pretrained(ref)
+        except (OSError, ValueError) as e:
+            print(f"error: cannot load {ref}: {e}", file=sys.stderr)
+            return 2
+        if (model.name_A, model.name_B) != (task.name_A, task.name_B):
+            print(f"warning: {ref} translates {model.name_A} <-> {model.name_B}; task {task.name} is "
+                  f"{task.name_A} <-> {task.name_B}; using G_AB for {task.name_A} -> {task.name_B}",
+                  file=sys.stderr)
+        rows.append((ref, evaluate(model, args.task, args.limit)))
+
+    first = rows[0][1]
+    print(f"\n{task.name}: {first['n_images']} held-out test images of {first['size'][0]}x{first['size'][1]} "
+          f"from {', '.join(first['photos'])} (never trained on); PSNR in dB, SSIM in [0, 1], higher is better.\n")
+    if len(rows) == 1:
+        print(f"model: {rows[0][0]}\n")
+        print(format_table(first))
+    else:
+        print(format_comparison(rows))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({ref: r for ref, r in rows}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
