@@ -1,0 +1,184 @@
+"""Publish a training run (or any CycleGAN model folder) to the Hugging Face Hub, and pull one back.
+
+    python -m cyclegan.hub push RUN_DIR USER/REPO [--private]      # (re)publish RUN_DIR/model with its card
+    python -m cyclegan.hub pull USER/REPO --out DIR [--revision R]  # a checked local copy (safetensors only)
+
+A push uploads config.json, model.safetensors, README.md (the model card written from RUN_DIR/run.json),
+samples.png (the last sample grid), losses.png and run.json in one commit. The token is huggingface_hub's
+usual one (`hf auth login`, or HF_TOKEN); HF_ENDPOINT points it at another Hub. A failed upload raises
+`HubPublishError`, changes nothing in the run, and says how to retry.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from .card import LOSSES_FILE, SAMPLES_FILE, model_card, write_card
+
+WEIGHTS, CONFIG = "model.safetensors", "config.json"
+# What a pull copies: never a pickle (.bin, .pt, .pth, .ckpt) or code.
+PULL_PATTERNS = [CONFIG, WEIGHTS, "README.md", "*.png", "run.json"]
+
+
+class HubPublishError(RuntimeError):
+    """An upload failed; the message says why and how to retry. The local files are untouched."""
+
+
+def _model_dir(path: Path) -> Path:
+    """RUN_DIR/model for a training run, or the folder itself when it is a model folder."""
+    if (path / "model" / CONFIG).is_file():
+        return path / "model"
+    if (path / CONFIG).is_file():
+        return path
+    raise HubPublishError(f"{path} is neither a training run (RUN_DIR/model/{CONFIG}) nor a model folder "
+                          f"({CONFIG} + {WEIGHTS})")
+
+
+def check_model_folder(model_dir: Path):
+    """Loads the folder strictly (as `from_pretrained` will); returns (config, number of parameters)."""
+    from safetensors.torch import load_file
+
+    from .model import CycleGAN, _init_arg_names
+
+    weights = model_dir / WEIGHTS
+    if not weights.is_file():
+        raise HubPublishError(f"{weights} is missing: nothing to publish")
+    try:
+        config = json.loads((model_dir / CONFIG).read_text())
+        model = CycleGAN(**{k: v for k, v in config.items() if k in _init_arg_names()})
+        state = load_file(str(weights))
+        model.load_weights(state)
+    except (ValueError, TypeError, OSError) as e:
+        raise HubPublishError(f"{model_dir} is not a loadable CycleGAN model: {e}") from None
+    return config, sum(t.numel() for t in state.values())
+
+
+def prepare(path: str | Path, repo_id: str | None, app_url: str | None = None) -> tuple[Path, list[Path]]:
+    """Writes the model card (and copies the last sample grid) into the model folder; returns it and the files
+    to upload. Repeating it gives the same files: a retry publishes exactly what the first attempt meant to."""
+    path = Path(path)
+    model_dir = _model_dir(path)
+    config, n_params = check_model_folder(model_dir)
+    run_dir = model_dir.parent if model_dir != path else path
+    run = None
+    run_json = run_dir / "run.json"
+    if run_json.is_file():
+        run = json.loads(run_json.read_text())
+    converted = None
+    conv_json = model_dir / "conversion.json"
+    if conv_json.is_file():
+        converted = json.loads(conv_json.read_text())
+    metrics = (run or {}).get("metrics")
+    if not metrics and (run_dir / "metrics.json").is_file():
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+
+    samples = sorted((run_dir / "samples").glob("*.png"), key=lambda p: (p.stat().st_mtime, p.name))
+    if samples and run_dir != model_dir:
+        shutil.copyfile(samples[-1], model_dir / SAMPLES_FILE)
+    losses = run_dir / LOSSES_FILE
+    if losses.is_file() and run_dir != model_dir:
+        shutil.copyfile(losses, model_dir / LOSSES_FILE)
+    text = model_card(config, repo_id=repo_id, run=run, metrics=metrics, n_params=n_params,
+                      samples=(model_dir / SAMPLES_FILE).is_file(), losses_plot=(model_dir / LOSSES_FILE).is_file(),
+                      converted=converted, app_url=app_url)
+    write_card(model_dir, text)
+
+    files = [model_dir / n for n in (CONFIG, WEIGHTS, "README.md", SAMPLES_FILE, LOSSES_FILE, "conversion.json")]
+    files = [f for f in files if f.is_file()]
+    if run is not None and run_dir != model_dir:
+        files.append(run_json)
+    return model_dir, files
+
+
+def push(path: str | Path, repo_id: str, *, private: bool = False, token: str | None = None,
+         commit_message: str | None = None, app_url: str | None = None) -> tuple[str, str]:
+    """Publishes a run or model folder in one commit. Returns (repo url, commit id)."""
+    path = Path(path)
+    retry = f"python -m cyclegan.hub push {path} {repo_id}" + (" --private" if private else "")
+    model_dir, files = prepare(path, repo_id, app_url)
+
+    from huggingface_hub import CommitOperationAdd, HfApi, constants, get_token
+
+    endpoint = constants.ENDPOINT
+    if token is None and get_token() is None:
+        raise HubPublishError(f"no Hugging Face token: log in with `hf auth login` or set HF_TOKEN, then retry: "
+                              f"{retry}")
+    try:
+        api = HfApi(token=token)
+        url = api.create_repo(repo_id, private=private, exist_ok=True)
+        ops = [CommitOperationAdd(path_in_repo=f.name, path_or_fileobj=str(f)) for f in files]
+        info = api.create_commit(url.repo_id, ops, commit_message=commit_message or f"Upload {path.name} (cyclegan)")
+    except Exception as e:  # the client raises HTTP, connection, validation and OS errors alike
+        reason = " ".join(str(e).split()) or type(e).__name__
+        if len(reason) > 600:
+            reason = reason[:600] + " ..."
+        raise HubPublishError(f"upload of {path} to {repo_id} at {endpoint} failed: {type(e).__name__}: {reason}\n"
+                              f"The run is intact ({model_dir}). Retry with: {retry}") from e
+    return str(url), info.oid
+
+
+def publish_run(run_dir: str | Path, repo_id: str, private: bool = False, token: str | None = None,
+                app_url: str | None = None) -> str:
+    """What `train/run.py --push-to-hub` calls: publish RUN_DIR/model with its card; returns the repo url."""
+    url, commit = push(run_dir, repo_id, private=private, token=token, app_url=app_url)
+    return f"{url} (commit {commit[:12]})"
+
+
+def pull(repo_or_dir: str, out: str | Path, revision: str | None = None, token: str | None = None) -> Path:
+    """Copies a published model into OUT after loading it strictly; a repo without model.safetensors (a pickle
+    file instead) is refused before anything but config.json is fetched."""
+    from .model import CycleGAN
+
+    out = Path(out)
+    model = CycleGAN.from_pretrained(repo_or_dir, revision=revision, token=token)
+    out.mkdir(parents=True, exist_ok=True)
+    if Path(repo_or_dir).is_dir():
+        import fnmatch
+        for f in Path(repo_or_dir).iterdir():
+            if f.is_file() and any(fnmatch.fnmatch(f.name, p) for p in PULL_PATTERNS):
+                shutil.copyfile(f, out / f.name)
+    else:
+        from huggingface_hub import snapshot_download
+        snapshot_download(repo_or_dir, revision=revision, token=token, local_dir=str(out),
+                          allow_patterns=PULL_PATTERNS)
+    print(f"{model.direction_label('AtoB')} / {model.direction_label('BtoA')} from {model.source} -> {out}")
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m cyclegan.hub", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("push", help="publish a training run (RUN_DIR/model + card) or a model folder")
+    s.add_argument("path", metavar="RUN_DIR", help="a train/run.py run folder, or a folder with config.json and "
+                                                   "model.safetensors (e.g. from cyclegan.convert)")
+    s.add_argument("repo_id", metavar="USER/REPO")
+    s.add_argument("--private", action="store_true", help="create the repo as private (if it does not exist)")
+    s.add_argument("--message", default=None, help="commit message")
+    s.add_argument("--app-url", default=None, help="link to the app in the card (default: $CYCLEGAN_APP_URL)")
+    s = sub.add_parser("pull", help="download a model (safetensors only) and check that it loads strictly")
+    s.add_argument("repo", metavar="REPO_OR_DIR")
+    s.add_argument("--out", required=True, help="folder to write config.json, model.safetensors and the card to")
+    s.add_argument("--revision", default=None, help="branch, tag or commit (default: main)")
+    args = p.parse_args(argv)
+    if args.cmd == "push":
+        try:
+            url, commit = push(args.path, args.repo_id, private=args.private, commit_message=args.message,
+                               app_url=args.app_url)
+        except HubPublishError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 4
+        print(f"published {args.path} to {url} (commit {commit})")
+        return 0
+    try:
+        pull(args.repo, args.out, revision=args.revision)
+    except (OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
