@@ -5,8 +5,9 @@
     python bench/train_step.py --sizes 128 --repeats 5 --threads 2
 
 Each variant starts from the same weights and sees the same images; timings alternate between variants
-(round-robin) so that a noisy shared machine slows them alike. Prints images per second, the ratio to the
-baseline measured in the same run, and how far the first step's losses are from the baseline's.
+(round-robin) so that a noisy shared machine slows them alike. Prints images per second (wall clock) and CPU
+seconds per step (process time of all threads, less sensitive to other load), each as a ratio to the baseline
+measured in the same run, and how far the first step's losses are from the baseline's.
 """
 from __future__ import annotations
 
@@ -53,24 +54,29 @@ def bench(size: int, device: str, repeats: int, warmup: int) -> None:
               for _ in range(warmup + repeats)]
     first = {name: step(*images[0]) for name, step in steps.items()}  # also a warm-up step
     times: dict[str, list[float]] = {name: [] for name in steps}
+    cpu_times: dict[str, list[float]] = {name: [] for name in steps}
     for i in range(1, warmup + repeats):
         for name, step in steps.items():
             sync(device)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             step(*images[i])
             sync(device)
             if i >= warmup:
                 times[name].append(time.perf_counter() - t0)
+                cpu_times[name].append(time.process_time() - c0)
     base_name = next(iter(steps))
     base = statistics.median(times[base_name])
+    base_cpu = statistics.median(cpu_times[base_name])
     print(f"\n{size}x{size}, batch 1, {device}, default architecture (ngf 64, 9 blocks, ndf 64), "
           f"median of {repeats} steps")
-    print(f"{'variant':42s} {'s/step':>8s} {'img/s':>7s} {'ratio':>6s} {'max rel. loss diff, step 1':>27s}")
+    print(f"{'variant':42s} {'s/step':>8s} {'img/s':>7s} {'ratio':>6s} {'CPU s/step':>10s} {'CPU ratio':>9s} "
+          f"{'max rel. loss diff, step 1':>27s}")
     for name, ts in times.items():
-        med = statistics.median(ts)
+        med, cpu = statistics.median(ts), statistics.median(cpu_times[name])
         diff = max(abs(first[name][k] - first[base_name][k]) / max(abs(first[base_name][k]), 1e-8)
                    for k in first[base_name])
-        print(f"{name:42s} {med:8.3f} {1 / med:7.2f} {base / med:6.2f}x {diff:27.2e}")
+        print(f"{name:42s} {med:8.3f} {1 / med:7.2f} {base / med:5.2f}x {cpu:10.3f} {base_cpu / cpu:8.2f}x "
+              f"{diff:27.2e}")
 
 
 def main() -> None:
