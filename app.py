@@ -18,7 +18,7 @@ import gradio as gr
 import torch
 
 from cyclegan.explain import (DEFAULT_MAX_SIDE, Explanation, default_model_path, explain_steps, load_model,
-                              random_model)
+                              random_model, with_onnxruntime)
 from cyclegan.imageio import DEFAULT_MAX_PIXELS, ImageError, list_images
 from cyclegan.model import CycleGAN
 
@@ -35,19 +35,32 @@ MAX_SIDE = int(os.environ.get("CYCLEGAN_MAX_SIDE", DEFAULT_MAX_SIDE))
 MAX_PIXELS = int(os.environ.get("CYCLEGAN_MAX_PIXELS", DEFAULT_MAX_PIXELS))
 MAX_FILE_SIZE = os.environ.get("CYCLEGAN_MAX_FILE_SIZE", "20mb")
 CONCURRENCY = int(os.environ.get("CYCLEGAN_CONCURRENCY", "1"))
+BACKEND = os.environ.get("CYCLEGAN_BACKEND", "torch")   # or "onnxruntime" (optional: pip install onnxruntime onnx onnxscript)
 THREADS = int(os.environ.get("CYCLEGAN_THREADS", "0")) or len(os.sched_getaffinity(0))
 torch.set_num_threads(THREADS)
 DEFAULT_KEY = "default"
 
 
 # -- models: the startup one plus a few loaded from the text box, shared by all sessions -------------------------
+def accelerated(model: CycleGAN) -> CycleGAN:
+    """CYCLEGAN_BACKEND=onnxruntime: the generators run by ONNX Runtime (outputs within 0.01 grey level of
+    PyTorch's, see the README); any failure keeps PyTorch and says so in the model's description."""
+    if BACKEND != "onnxruntime" or torch.cuda.is_available():
+        return model
+    try:
+        return with_onnxruntime(model, ROOT / ".gradio" / "onnx", THREADS)
+    except Exception as e:
+        model.source = f"{model.source} (ONNX Runtime unavailable, running PyTorch: {type(e).__name__})"
+        return model
+
+
 class Models:
     def __init__(self, keep: int = 3):
         self._models: OrderedDict[str, tuple[CycleGAN, str]] = OrderedDict()
         self._lock, self._keep = threading.Lock(), keep
         path = default_model_path()
         try:
-            model = load_model(path) if path else random_model()
+            model = accelerated(load_model(path) if path else random_model())
         except ValueError as e:  # a broken default must not stop the app
             model = random_model()
             model.source = f"{model.source}. The default model failed to load: {e}"
@@ -66,7 +79,7 @@ class Models:
             if spec in self._models:
                 self._models.move_to_end(spec)
                 return spec
-        model = load_model(spec)
+        model = accelerated(load_model(spec))
         with self._lock:
             self._models[spec] = (model, describe_origin(spec, model))
             while len(self._models) > self._keep + 1:
@@ -101,21 +114,19 @@ def direction_choices(model: CycleGAN) -> list[tuple[str, str]]:
 MODELS = Models()
 
 
-# -- the input component: hands the raw upload to cyclegan.imageio (which gives readable errors) -----------------
-class InputImage(gr.Image):
-    """gr.Image whose preprocessing does not open the file: a corrupt, empty or huge upload reaches
-    `load_rgb`, which refuses it with a message for people (and checks the pixel limit before decoding)."""
-    is_template = True  # the browser renders it as a plain gr.Image
-
-    def preprocess(self, payload):
-        if payload is None:
-            return None
-        if payload.url and payload.url.startswith("data:"):
-            try:
-                return base64.b64decode(payload.url.split(",", 1)[1])
-            except Exception:
-                raise gr.Error("the pasted image data could not be decoded") from None
-        return payload.path
+# -- the input image: its raw upload goes to cyclegan.imageio (which gives readable errors) ---------------------
+def raw_upload(payload):
+    """Replaces gr.Image.preprocess on the input: Gradio would open the file with PIL itself, so a corrupt,
+    empty or huge upload would fail with a bare "Error" (or be decoded before the pixel limit is checked).
+    The path (or the pasted bytes) reaches `load_rgb` instead."""
+    if payload is None:
+        return None
+    if payload.url and payload.url.startswith("data:"):
+        try:
+            return base64.b64decode(payload.url.split(",", 1)[1])
+        except Exception:
+            raise gr.Error("the pasted image data could not be decoded") from None
+    return payload.path
 
 
 # -- the handler ------------------------------------------------------------------------------------------------
@@ -154,7 +165,7 @@ def outputs_for(ex: Explanation | None, model: CycleGAN, overlay: bool) -> list:
         return [None] * 12
     if ex.stage != "complete":
         return [ex.real, ex.fake, None, None, None, None, None, None, None,
-                "*G(x) is ready; computing the reconstruction, identity and maps…*", None, (ex.real, ex.fake)]
+                "*G(x) is ready; computing the reconstruction, identity and maps…*", None, None]
     cycle = ex.cycle_overlay if overlay else ex.cycle_heat
     identity = ex.identity_overlay if overlay else ex.identity_heat
     realness = ex.realness_overlay if overlay else ex.realness_heat
@@ -167,8 +178,9 @@ def run_explain(image, direction, noise, overlay, model_key, state):
     """Streams G(x) first, then every panel. Re-renders from the session's last result when only the overlay
     switch changed."""
     model, _ = MODELS.get(model_key or DEFAULT_KEY)
-    if image is None:
-        raise gr.Error("Drop, paste or upload an image first.")
+    if image is None:  # e.g. the direction changed before any image was dropped
+        yield *[gr.skip()] * 9, "**Drop, paste or upload an image first.**", *[gr.skip()] * 3
+        return
     request = (image if isinstance(image, str) else hash(image), direction, float(noise or 0), model_key)
     if state is not None and state[0] == request:
         yield *outputs_for(state[1], model, overlay), state
@@ -202,8 +214,7 @@ def load_clicked(spec, model_key):
     try:
         key = MODELS.load(spec or "")
     except ValueError as e:
-        current, origin = MODELS.get(model_key)
-        return (model_key, f"⚠️ {e}. Still using the previous model.", gr.skip(), gr.skip(), gr.skip(), None)
+        return (model_key, f"⚠️ {e}. Still using the previous model.", gr.skip(), gr.skip(), gr.skip(), gr.skip())
     model, origin = MODELS.get(key)
     return (key, f"Loaded {spec.strip() or 'the default model'}.", model_card(model, origin),
             gr.Radio(choices=direction_choices(model), value="AtoB"),
@@ -275,8 +286,9 @@ def build() -> gr.Blocks:
         gr.Markdown(INTRO)
         with gr.Row():
             with gr.Column(scale=1, min_width=280):
-                image = InputImage(label="your image x", type="filepath", sources=["upload", "clipboard", "webcam"],
-                                   format="png", elem_id="input-image", height=300)
+                image = gr.Image(label="your image x", type="filepath", sources=["upload", "clipboard", "webcam"],
+                                 format="png", elem_id="input-image", height=300)
+                image.preprocess = raw_upload  # an instance attribute: no subclass (Gradio writes .pyi files)
                 direction = gr.Radio(direction_choices(model), value="AtoB", label="direction",
                                      elem_id="direction")
                 run = gr.Button("Explain", variant="primary", elem_id="run")
@@ -296,14 +308,14 @@ def build() -> gr.Blocks:
             with gr.Column(scale=3):
                 with gr.Row(equal_height=True):
                     kw = dict(type="numpy", format="png", interactive=False, elem_classes="panel", height=260)
-                    real = gr.Image(label="x: the real image", elem_id="real", **kw)
-                    fake = gr.Image(label="G(x): the translation (adversarial term)", elem_id="fake", **kw)
-                    rec = gr.Image(label="F(G(x)): the reconstruction (cycle-consistency term)", elem_id="rec", **kw)
-                    idt = gr.Image(label="F(x): F fed its own domain (identity term)", elem_id="idt", **kw)
+                    real = gr.Image(label="x · the real image", elem_id="real", **kw)
+                    fake = gr.Image(label="G(x) · adversarial term", elem_id="fake", **kw)
+                    rec = gr.Image(label="F(G(x)) · cycle term", elem_id="rec", **kw)
+                    idt = gr.Image(label="F(x) · identity term", elem_id="idt", **kw)
                 with gr.Row(equal_height=True):
                     cycle = gr.Image(label="cycle error |x − F(G(x))|", elem_id="cycle-heat", **kw)
                     identity = gr.Image(label="identity error |x − F(x)|", elem_id="identity-heat", **kw)
-                    realness = gr.Image(label="discriminator realness of G(x), per patch", elem_id="realness",
+                    realness = gr.Image(label="D(G(x)) · realness per patch", elem_id="realness",
                                         visible=has_d, **kw)
                 with gr.Row():
                     error_bar = gr.Image(label="error scale (both error maps)", elem_id="error-bar", type="numpy",
@@ -313,7 +325,7 @@ def build() -> gr.Blocks:
                 numbers = gr.Markdown("", label="numbers", elem_id="numbers")
                 numbers_json = gr.JSON(label="the numbers (JSON)", visible=False)
                 slider = gr.ImageSlider(label="real vs translated: drag the handle", type="numpy", format="png",
-                                        interactive=False, elem_id="slider", max_height=520)
+                                        interactive=False, elem_id="slider", max_height=380)
             with gr.Column(scale=1, min_width=260):
                 gr.Markdown(LOSSES)
         outputs = [real, fake, rec, idt, cycle, identity, realness, error_bar, realness_bar, numbers, numbers_json,

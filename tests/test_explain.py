@@ -200,3 +200,16 @@ def test_translate_cli(model, tmp_path, capsys):
     # G(x) alone needs one generator pass and writes only NAME.png
     rc = translate_main(["--model", str(tmp_path / "m"), str(single), "--out", str(tmp_path / "o2")])
     assert rc == 0 and sorted(p.name for p in (tmp_path / "o2").iterdir()) == ["c.png"]
+
+
+def test_onnxruntime_option_matches_pytorch(model, tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from cyclegan.explain import with_onnxruntime
+    fast = with_onnxruntime(model, tmp_path)
+    assert type(model.G_AB).__name__ == "ResnetGenerator"             # the original keeps its generators
+    img = rand_image(53, 37, seed=9)                                  # not the export size: dynamic axes
+    a, b = explain(model, img, "BtoA"), explain(fast, img, "BtoA")
+    for name in ("fake", "rec", "idt"):
+        assert np.abs(getattr(a, name).astype(int) - getattr(b, name)).mean() < 0.05, name
+    assert b.numbers["cycle_l1"] == pytest.approx(a.numbers["cycle_l1"], abs=1e-4)
