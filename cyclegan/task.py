@@ -15,6 +15,7 @@ image has its ground truth: cartoon(x) for A -> B, and the photo x itself for B 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from dataclasses import dataclass
@@ -78,7 +79,7 @@ def load_photo(name: str) -> np.ndarray:
 class CartoonStyle:
     median_size: int = 5      # edge-preserving smoothing: a median filter per channel...
     median_passes: int = 2    # ... applied this many times
-    saturation: float = 1.35  # chroma gain around each pixel's grey level
+    saturation: float = 1.6   # chroma gain around each pixel's grey level
     levels: int = 6           # brightness bands of the quantised shading
     edge_sigma: float = 1.0   # Gaussian blur of the photo's grey image before the edge detector
     edge_threshold: float = 0.07  # Sobel gradient magnitude (per unit of distance, intensities in [0, 1])
@@ -124,6 +125,9 @@ def tile_grid(h: int, w: int, size: int, stride: int) -> list[tuple[int, int]]:
     return [(y, x) for y in starts(h) for x in starts(w)]
 
 
+CHANNEL_ORDERS = ((0, 1, 2), (1, 2, 0), (2, 0, 1), (0, 2, 1), (2, 1, 0), (1, 0, 2))
+
+
 @dataclass(frozen=True)
 class Task:
     name: str
@@ -136,19 +140,29 @@ class Task:
     test_tile: int = 128
     test_stride: int = 80
     example_scale: int = 288                         # the gallery's photos: whole photos at this scale
+    permute_channels: bool = False                   # colour augmentation of the training tiles
     style: CartoonStyle = CartoonStyle()
 
     def transform(self, img: np.ndarray) -> np.ndarray:
         return cartoon(img, self.style)
 
     def train_tiles(self, split: str):
-        """(file name, photo name, HxWx3 uint8) for trainA (photo tiles) or trainB (cartoons of photo tiles)."""
+        """(file name, photo name, HxWx3 uint8) for trainA (photo tiles) or trainB (cartoons of photo tiles).
+
+        With `permute_channels`, tile k has its colour channels in order k % 6: with so few photos the two
+        domains otherwise differ in colour (an orange retina against a blue sky), and the discriminators
+        learn that instead of the style.
+        """
+        names: list[str] = []
         for photo in SPLITS[split]:
             img = load_photo(photo)
             for short in self.train_scales:
                 scaled = resize_short(img, short)
                 for y, x in tile_grid(*scaled.shape[:2], self.train_tile, self.train_stride):
-                    tile = scaled[y:y + self.train_tile, x:x + self.train_tile]
+                    tile = np.ascontiguousarray(scaled[y:y + self.train_tile, x:x + self.train_tile])
+                    if self.permute_channels:  # the six channel orders in turn, so both domains share colours
+                        tile = np.ascontiguousarray(tile[..., CHANNEL_ORDERS[len(names) % 6]])
+                    names.append(photo)
                     if split == "trainB":
                         tile = self.transform(tile)
                     yield f"{photo}_s{short}_y{y:03d}_x{x:03d}.png", photo, tile
@@ -212,8 +226,11 @@ def main(argv=None) -> int:
     p.add_argument("command", choices=["build", "examples"])
     p.add_argument("--task", default="photo2cartoon", choices=sorted(TASKS))
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--permute-channels", action="store_true", help="colour augmentation of the training tiles")
     args = p.parse_args(argv)
     task = get_task(args.task)
+    if args.permute_channels:
+        task = dataclasses.replace(task, permute_channels=True)
     if args.command == "build":
         info = task.build(args.out)
         counts = ", ".join(f"{k} {len(v)}" for k, v in info["files"].items())

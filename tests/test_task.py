@@ -100,3 +100,13 @@ def test_cli_writes_examples(tmp_path, capsys):
         a = np.asarray(Image.open(tmp_path / "photo" / f"{photo}.png"))
         b = np.asarray(Image.open(tmp_path / "cartoon" / f"{photo}.png"))
         assert np.array_equal(b, cartoon(a))
+
+
+def test_channel_permutation_option():
+    plain = small_task()
+    permuted = dataclasses.replace(plain, permute_channels=True)
+    tiles = list(zip(plain.train_tiles("trainA"), permuted.train_tiles("trainA")))[:3]
+    for k, ((name, photo, a), (name2, photo2, b)) in enumerate(tiles):
+        assert (name, photo) == (name2, photo2)
+        order = [(0, 1, 2), (1, 2, 0), (2, 0, 1)][k]
+        assert np.array_equal(b, a[..., order])
