@@ -190,10 +190,34 @@ def pad_canvas(x: torch.Tensor, multiple: int = MULTIPLE, min_side: int = MIN_SI
 
 
 # -- colour maps ---------------------------------------------------------------------------------------------------
+# matplotlib's colour maps sampled at 17 points, for when matplotlib (not a runtime requirement) is absent
+_ANCHORS = {
+    "inferno": [(0, 0, 4), (11, 7, 36), (33, 12, 74), (61, 9, 101), (87, 16, 110), (113, 25, 110), (138, 34, 106),
+                (163, 44, 97), (188, 55, 84), (210, 70, 68), (228, 90, 49), (241, 115, 29), (249, 142, 9),
+                (252, 172, 17), (249, 203, 53), (242, 234, 105), (252, 255, 164)],
+    "viridis": [(68, 1, 84), (72, 24, 106), (71, 45, 123), (66, 64, 134), (59, 82, 139), (51, 99, 141), (44, 114, 142),
+                (38, 130, 142), (33, 145, 140), (31, 160, 136), (40, 174, 128), (63, 188, 115), (94, 201, 98),
+                (132, 212, 75), (173, 220, 48), (216, 226, 25), (253, 231, 37)],
+}
+
+
+def _have_matplotlib() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
 @functools.lru_cache(maxsize=4)
 def _lut(name: str) -> np.ndarray:
-    from matplotlib import colormaps
-    return (colormaps[name](np.linspace(0, 1, 256))[:, :3] * 255 + 0.5).astype(np.uint8)
+    if _have_matplotlib():
+        from matplotlib import colormaps
+        return (colormaps[name](np.linspace(0, 1, 256))[:, :3] * 255 + 0.5).astype(np.uint8)
+    anchors = np.asarray(_ANCHORS[name], dtype=np.float64)
+    t = np.linspace(0, 1, len(anchors))
+    return np.stack([np.interp(np.linspace(0, 1, 256), t, anchors[:, c]) for c in range(3)], -1).round().astype(
+        np.uint8)
 
 
 def colorize(values: np.ndarray, lo: float, hi: float, cmap: str) -> np.ndarray:
@@ -210,7 +234,9 @@ def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.6) -> np.ndarr
 
 @functools.lru_cache(maxsize=8)
 def colorbar(lo: float, hi: float, cmap: str, title: str, ticks: tuple = (), width: int = 640) -> np.ndarray:
-    """A labelled horizontal colour bar as an image (rendered once per scale with matplotlib)."""
+    """A labelled horizontal colour bar as an image (rendered once per scale, with matplotlib when installed)."""
+    if not _have_matplotlib():
+        return _colorbar_pil(lo, hi, cmap, title, ticks, width)
     import matplotlib
     matplotlib.use("Agg")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -230,6 +256,26 @@ def colorbar(lo: float, hi: float, cmap: str, title: str, ticks: tuple = (), wid
     fig.text(0.5, 0.9, title, ha="center", va="center", fontsize=9)
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+def _colorbar_pil(lo: float, hi: float, cmap: str, title: str, ticks: tuple, width: int) -> np.ndarray:
+    from PIL import ImageDraw, ImageFont
+    height, x0, x1, y0, y1 = 95, int(width * 0.09), int(width * 0.91), 20, 44
+    img = Image.new("RGB", (width, height), "white")
+    bar = _lut(cmap)[np.linspace(0, 255, x1 - x0).round().astype(int)]
+    img.paste(Image.fromarray(np.repeat(bar[None], y1 - y0, 0)), (x0, y0))
+    draw = ImageDraw.Draw(img)
+    try:
+        font = ImageFont.load_default(size=11)
+    except TypeError:  # Pillow without FreeType sizes
+        font = ImageFont.load_default()
+    draw.rectangle((x0, y0, x1 - 1, y1 - 1), outline="black")
+    draw.text((width / 2, 9), title, fill="black", font=font, anchor="mm")
+    for value, text in ticks:
+        x = x0 + (value - lo) / (hi - lo) * (x1 - x0 - 1)
+        draw.line((x, y1, x, y1 + 4), fill="black")
+        draw.multiline_text((x, y1 + 6), text, fill="black", font=font, anchor="ma", align="center")
+    return np.asarray(img)
 
 
 def error_colorbar() -> np.ndarray:

@@ -213,3 +213,17 @@ def test_onnxruntime_option_matches_pytorch(model, tmp_path):
     for name in ("fake", "rec", "idt"):
         assert np.abs(getattr(a, name).astype(int) - getattr(b, name)).mean() < 0.05, name
     assert b.numbers["cycle_l1"] == pytest.approx(a.numbers["cycle_l1"], abs=1e-4)
+
+
+def test_colour_maps_without_matplotlib(monkeypatch):
+    """matplotlib is not a runtime requirement: the app must draw its maps and colour bars without it."""
+    import cyclegan.explain as ce
+    with_mpl = ce._lut.__wrapped__("inferno") if ce._have_matplotlib() else None
+    monkeypatch.setattr(ce, "_have_matplotlib", lambda: False)
+    for name in ("inferno", "viridis"):
+        lut = ce._lut.__wrapped__(name)
+        assert lut.shape == (256, 3) and lut.dtype == np.uint8
+    if with_mpl is not None:
+        assert np.abs(ce._lut.__wrapped__("inferno").astype(int) - with_mpl).mean() < 2
+    bar = ce.colorbar.__wrapped__(0.0, 0.5, "inferno", "title", ((0.0, "0"), (0.5, "0.5")))
+    assert bar.ndim == 3 and bar.shape[2] == 3 and bar.std() > 10
