@@ -8,6 +8,7 @@ time per event), CYCLEGAN_THREADS (torch threads; default: the CPUs this process
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import os
 import threading
@@ -17,8 +18,8 @@ from pathlib import Path
 import gradio as gr
 import torch
 
-from cyclegan.explain import (DEFAULT_MAX_SIDE, Explanation, default_model_path, explain_steps, load_model,
-                              random_model, with_onnxruntime)
+from cyclegan.explain import (ABLATIONS, DEFAULT_MAX_SIDE, Explanation, ablation_models, compare,
+                              default_model_path, explain_steps, load_model, random_model, with_onnxruntime)
 from cyclegan.imageio import DEFAULT_MAX_PIXELS, ImageError, list_images
 from cyclegan.model import CycleGAN
 
@@ -192,14 +193,42 @@ def run_explain(image, direction, noise, overlay, model_key, state):
                               max_pixels=MAX_PIXELS)
         yield *outputs_for(next(steps), model, overlay), gr.skip()
         ex = next(steps)
-    except ImageError as e:
+    except Exception as e:
+        raise page_error(e, image) from None
+    yield *outputs_for(ex, model, overlay), (request, ex)
+
+
+def page_error(e: Exception, image) -> gr.Error:
+    """A readable message in the page for a failed request; the server goes on serving."""
+    if isinstance(e, ImageError):
         msg = str(e)
         if isinstance(image, str) and msg.startswith(image):  # not the server's temporary path
             msg = msg[len(image):].lstrip(": ")
-        raise gr.Error(f"That file cannot be used: {msg}.") from None
-    except Exception as e:  # anything else: a message in the page, and the server goes on serving
-        raise gr.Error(f"Processing failed ({type(e).__name__}: {str(e)[:300]}).") from None
-    yield *outputs_for(ex, model, overlay), (request, ex)
+        return gr.Error(f"That file cannot be used: {msg}.")
+    return gr.Error(f"Processing failed ({type(e).__name__}: {str(e)[:300]}).")
+
+
+@functools.lru_cache(maxsize=1)
+def shipped_ablations() -> dict:
+    return ablation_models()
+
+
+def run_compare(image, direction):
+    """One image through each ablation model: G(x) and F(G(x)) side by side, with the cycle error."""
+    if image is None:
+        raise gr.Error("Drop, paste or upload an image first.")
+    models = shipped_ablations()
+    if not models:
+        raise gr.Error("No ablation checkpoints under models/ablation.")
+    try:
+        results = compare(models, image, direction, max_side=MAX_SIDE, max_pixels=MAX_PIXELS)
+    except Exception as e:
+        raise page_error(e, image) from None
+    items = []
+    for name, ex in results.items():
+        items += [(ex.fake, f"{ABLATIONS[name]}: G(x)"),
+                  (ex.rec, f"{ABLATIONS[name]}: F(G(x)), cycle L1 {ex.numbers['cycle_l1']:.3f}")]
+    return items
 
 
 def example_fn(image, direction):
@@ -258,6 +287,11 @@ translated images 0 (least squares, halved). They are trained in turn with the g
 HIDDEN = ("A reconstruction can be suspiciously good: the generators can hide information about x in G(x) as "
           "signals too faint to see, which F decodes. Add a little noise to G(x) before F and watch the cycle "
           "error jump if that is happening.")
+
+WHY_BOTH = ("Each small model here was trained with the same recipe and budget but part of the objective removed "
+            "(models/ablation, the paper's Table 4 on photo2cartoon). Without a cycle term G(x) need not keep x's "
+            "content; without the adversarial terms it need not look like the other domain; with one cycle only, "
+            "the other direction is free. The benchmark table for these models is in the README.")
 
 CSS = """
 .panel img { image-rendering: auto; }
@@ -333,6 +367,12 @@ def build() -> gr.Blocks:
         gr.on([image.upload, run.click, direction.input, noise.release, overlay.input], run_explain,
               inputs=[image, direction, noise, overlay, model_key, last], outputs=outputs + [last],
               api_name="explain", trigger_mode="always_last", concurrency_limit=CONCURRENCY)
+        with gr.Accordion("Why both losses? One image through the paper's ablations", open=False):
+            gr.Markdown(WHY_BOTH)
+            compare_btn = gr.Button("Compare the ablation models on this image", elem_id="compare")
+            gallery = gr.Gallery(label="G(x) and F(G(x)) for each objective", columns=4, format="png",
+                                 type="numpy", elem_id="ablation-gallery", height="auto")
+        compare_btn.click(run_compare, [image, direction], gallery, api_name="compare", concurrency_limit=CONCURRENCY)
         load.click(load_clicked, [spec, model_key], [model_key, status, card, direction, realness, last],
                    api_name="load_model", concurrency_limit=1)
         rows = example_rows(model)

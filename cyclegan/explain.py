@@ -390,3 +390,26 @@ def explain(model: CycleGAN, image, direction: str = "AtoB", **kwargs) -> Explan
     for ex in explain_steps(model, image, direction, **kwargs):
         pass
     return ex
+
+
+# -- the paper's ablations (Table 4), side by side ----------------------------------------------------------------
+ABLATIONS = {  # folder under models/ablation -> what the run kept of the objective
+    "cycle_alone": "cycle alone",
+    "gan_alone": "GAN alone",
+    "gan_forward_cycle": "GAN + forward cycle",
+    "gan_backward_cycle": "GAN + backward cycle",
+    "full_no_identity": "full, no identity",
+    "full": "full CycleGAN",
+}
+
+
+def ablation_models(root: str | Path | None = None) -> dict[str, CycleGAN]:
+    """The ablation checkpoints shipped under models/ablation/NAME, loaded strictly, in ABLATIONS order."""
+    root = Path(root) if root is not None else Path(__file__).resolve().parents[1] / "models" / "ablation"
+    return {name: CycleGAN.from_pretrained(root / name).eval() for name in ABLATIONS
+            if (root / name / "config.json").is_file()}
+
+
+def compare(models: dict[str, CycleGAN], image, direction: str = "AtoB", **kwargs) -> dict[str, Explanation]:
+    """The same image through several models (e.g. the ablations), each explained in full."""
+    return {name: explain(model, image, direction, **kwargs) for name, model in models.items()}

@@ -205,3 +205,20 @@ def test_loading_models(app, client, tmp_path):
     after = explain(c, path)
     assert "gan_term" not in after[10] and after[6] is None                # no discriminator in that one
     assert explain(client, path)[10]["cycle_l1"] == pytest.approx(before[10]["cycle_l1"])  # others unaffected
+
+
+def test_why_both_losses_compares_the_shipped_ablations(app, client):
+    from gradio_client import handle_file
+    from cyclegan.explain import ABLATIONS
+    path = write(app[1] / "compare.png", rand_image(60, 40, seed=3))
+    gallery = client.predict(handle_file(path), "AtoB", api_name="/compare")
+    assert len(gallery) == 2 * len(ABLATIONS)   # G(x) and F(G(x)) for each objective
+    captions = [item["caption"] for item in gallery]
+    assert captions[0] == "cycle alone: G(x)" and captions[-1].startswith("full CycleGAN: F(G(x)), cycle L1 ")
+    for item in gallery:
+        img = Image.open(item["image"])
+        assert img.format == "PNG" and img.size == (60, 40)
+    not_an_image = app[1] / "notes.png"
+    not_an_image.write_text("not an image")
+    with pytest.raises(Exception, match="cannot be used"):
+        client.predict(handle_file(str(not_an_image)), "AtoB", api_name="/compare")

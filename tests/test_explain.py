@@ -227,3 +227,17 @@ def test_colour_maps_without_matplotlib(monkeypatch):
         assert np.abs(ce._lut.__wrapped__("inferno").astype(int) - with_mpl).mean() < 2
     bar = ce.colorbar.__wrapped__(0.0, 0.5, "inferno", "title", ((0.0, "0"), (0.5, "0.5")))
     assert bar.ndim == 3 and bar.shape[2] == 3 and bar.std() > 10
+
+
+def test_compare_explains_one_image_through_each_shipped_ablation(tmp_path):
+    from cyclegan.explain import ABLATIONS, ablation_models, compare
+    from conftest import ROOT
+    models = ablation_models(ROOT / "models" / "ablation")
+    assert list(models) == [n for n in ABLATIONS if n in models] and len(models) == len(ABLATIONS)
+    img = Image.fromarray((np.random.default_rng(0).random((40, 60, 3)) * 255).astype(np.uint8))
+    results = compare(models, img, "AtoB")
+    assert list(results) == list(models)
+    for ex in results.values():
+        assert ex.fake.shape == ex.rec.shape == (40, 60, 3)
+    # different objectives give different translations of the same image
+    assert not np.array_equal(results["cycle_alone"].fake, results["gan_alone"].fake)
