@@ -145,15 +145,13 @@ def build_data(args):
 
 def sample_batch(dataset: UnpairedImages, data_root: str | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Fixed images for the per-epoch sample grid: the first test images when ROOT/testA|testB exist."""
+    domains = (dataset.A, dataset.B)
     if data_root:
         try:
-            test_A, test_B = folder_domains(data_root, "test")
-            fixed = UnpairedImages(test_A, test_B, dataset.crop_size, dataset.crop_size, False, 0)
-            return fixed[(0, 0)]["A"][None], fixed[(0, 0)]["B"][None]
+            domains = folder_domains(data_root, "test")
         except DataError:
             pass
-    fixed = UnpairedImages(dataset.A, dataset.B, dataset.crop_size, dataset.crop_size, False, 0)
-    item = fixed[(0, 0)]
+    item = UnpairedImages(*domains, dataset.crop_size, dataset.crop_size, False, 0)[(0, 0)]
     return item["A"][None], item["B"][None]
 
 
