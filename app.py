@@ -289,7 +289,7 @@ HIDDEN = ("A reconstruction can be suspiciously good: the generators can hide in
           "error jump if that is happening.")
 
 WHY_BOTH = ("Each small model here was trained with the same recipe and budget but part of the objective removed "
-            "(models/ablation, the paper's Table 4 on photo2cartoon). Without a cycle term G(x) need not keep x's "
+            "(models/ablation, the paper's Table 4 on photo2sketch). Without a cycle term G(x) need not keep x's "
             "content; without the adversarial terms it need not look like the other domain; with one cycle only, "
             "the other direction is free. The benchmark table for these models is in the README.")
 

@@ -1,12 +1,13 @@
 """The benchmark: how close a model's translations of held-out images are to the known right answers.
 
-    python -m cyclegan.evaluate                                   # the shipped default model on photo2cartoon
-    python -m cyclegan.evaluate --model models/photo2cartoon --task photo2cartoon
+    python -m cyclegan.evaluate                                   # the shipped default model on photo2sketch
+    python -m cyclegan.evaluate --model models/photo2sketch --task photo2sketch
     python -m cyclegan.evaluate --model models/ablation/*         # several models: one row each
 
-For each direction it reports PSNR (dB) and SSIM of G(x) against the ground truth (cartoon(x) for
-photo -> cartoon, the photo for cartoon -> photo) and of the cycle F(G(x)) against x, beside the same numbers
-for the identity mapping (G = F = identity). Outputs are rounded to 8 bits first, as the app shows them.
+The task defaults to the one whose domain names match the (first) model's, else photo2sketch. For each
+direction it reports PSNR (dB) and SSIM of G(x) against the ground truth (sketch(x) for photo -> sketch, the
+photo for sketch -> photo) and of the cycle F(G(x)) against x, beside the same numbers for the identity mapping
+(G = F = identity) and, for the translation, a second trivial baseline: a constant mid-grey image. Outputs are rounded to 8 bits first, as the app shows them.
 SSIM and PSNR come from torchmetrics (Gaussian 11x11 window, sigma 1.5; data range 1), averaged over images.
 """
 from __future__ import annotations
@@ -20,9 +21,9 @@ import numpy as np
 import torch
 
 from .imageio import tensor_to_uint8
-from .task import get_task
+from .task import DEFAULT_TASK, get_task, task_for
 
-DEFAULT_MODEL = "models/photo2cartoon"
+DEFAULT_MODEL = "models/photo2sketch"
 
 
 def to_unit(batch: np.ndarray) -> torch.Tensor:
@@ -66,7 +67,7 @@ def load_pairs(task_name: str, limit: int | None = None) -> tuple[np.ndarray, np
     return np.stack(a), np.stack(b), names
 
 
-def evaluate(model, task_name: str = "photo2cartoon", limit: int | None = None) -> dict:
+def evaluate(model, task_name: str = DEFAULT_TASK, limit: int | None = None) -> dict:
     """Benchmark numbers of a CycleGAN (model.G_AB: A -> B) and of the identity mapping on a task."""
     task = get_task(task_name)
     photos, styled, names = load_pairs(task_name, limit)
@@ -82,6 +83,7 @@ def evaluate(model, task_name: str = "photo2cartoon", limit: int | None = None) 
             "label": f"{src} -> {dst}",
             "model": {"translation": scores(fake, truth), "cycle": scores(rec, x)},
             "identity": {"translation": scores(x, truth), "cycle": scores(x, x)},
+            "grey": {"translation": scores(np.full_like(truth, 128), truth)},
         }
     return results
 
@@ -105,6 +107,13 @@ def format_table(results: dict, model_label: str = "model") -> str:
     return "\n".join(lines)
 
 
+def format_grey(results: dict) -> str:
+    """The constant mid-grey baseline's translation scores, one line."""
+    parts = [f"{r['label']} {r['grey']['translation']['psnr']:.2f} dB / SSIM {r['grey']['translation']['ssim']:.3f}"
+             for r in results["directions"].values()]
+    return "constant mid-grey image (a second trivial baseline): " + "; ".join(parts)
+
+
 def format_comparison(rows: list[tuple[str, dict]]) -> str:
     """Several models, one row each (and the identity mapping first): translation and cycle scores."""
     first = rows[0][1]["directions"]
@@ -119,6 +128,9 @@ def format_comparison(rows: list[tuple[str, dict]]) -> str:
                 f"{_fmt_psnr(f['cycle']['psnr'])} | {_fmt_psnr(b['cycle']['psnr'])} |")
 
     lines.append(row("identity (baseline)", first, "identity"))
+    f, b = first["AtoB"]["grey"]["translation"], first["BtoA"]["grey"]["translation"]
+    lines.append(f"| constant mid-grey (baseline) | {f['psnr']:.2f} | {f['ssim']:.3f} | {b['psnr']:.2f} | "
+                 f"{b['ssim']:.3f} | - | - |")
     lines += [row(label, r["directions"], "model") for label, r in rows]
     return "\n".join(lines)
 
@@ -128,7 +140,8 @@ def main(argv=None) -> int:
                                             "truth, beside the identity mapping.")
     p.add_argument("--model", nargs="+", default=[DEFAULT_MODEL],
                    help="model folder(s) or Hub repo id(s); several give one row each")
-    p.add_argument("--task", default="photo2cartoon", help="benchmark task (see cyclegan.task.TASKS)")
+    p.add_argument("--task", default=None,
+                   help="benchmark task (see cyclegan.task.TASKS); default: the one matching the model's domain names")
     p.add_argument("--limit", type=int, default=None, help="only the first N test images (quick checks)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--json", default=None, metavar="FILE", help="also write the numbers to FILE")
@@ -136,7 +149,7 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        task = get_task(args.task)
+        task = get_task(args.task) if args.task else None
     except KeyError as e:
         print(f"error: {e.args[0]}", file=sys.stderr)
         return 2
@@ -150,11 +163,13 @@ def main(argv=None) -> int:
         except (OSError, ValueError) as e:
             print(f"error: cannot load {ref}: {e}", file=sys.stderr)
             return 2
+        if task is None:
+            task = task_for(model.name_A, model.name_B) or get_task(DEFAULT_TASK)
         if (model.name_A, model.name_B) != (task.name_A, task.name_B):
             print(f"warning: {ref} translates {model.name_A} <-> {model.name_B}; task {task.name} is "
                   f"{task.name_A} <-> {task.name_B}; using G_AB for {task.name_A} -> {task.name_B}",
                   file=sys.stderr)
-        rows.append((ref, evaluate(model, args.task, args.limit)))
+        rows.append((ref, evaluate(model, task.name, args.limit)))
 
     first = rows[0][1]
     print(f"\n{task.name}: {first['n_images']} held-out test images of {first['size'][0]}x{first['size'][1]} "
@@ -162,6 +177,7 @@ def main(argv=None) -> int:
     if len(rows) == 1:
         print(f"model: {rows[0][0]}\n")
         print(format_table(first))
+        print("\n" + format_grey(first))
     else:
         print(format_comparison(rows))
     if args.json:

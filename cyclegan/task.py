@@ -1,21 +1,25 @@
-"""photo2cartoon: an unpaired translation task whose right answer is known.
+"""Unpaired translation tasks whose right answer is known: photo2sketch (the default model's) and photo2cartoon.
 
 Domain A is real colour photographs that installable packages ship (scikit-image, matplotlib); domain B is
-the same kind of photo put through `cartoon`, a deterministic transform of our own: edge-preserving median
-smoothing, a saturation boost, quantised shading (flat bands of brightness) and dark edge lines. It is not a
-per-pixel colour mapping: smoothing and the edge lines depend on each pixel's neighbourhood.
+the same kind of photo put through a deterministic, spatially non-trivial transform of our own:
+- `sketch`: a grey pencil drawing: strokes where a pixel is darker than its neighbourhood (a "colour dodge"
+  of the lightly blurred grey image) over soft shading from the blurred grey image;
+- `cartoon`: edge-preserving median smoothing, a saturation boost, quantised shading (flat bands of
+  brightness) and dark edge lines. A harder benchmark: the cartoon stays close to the photo, so the identity
+  mapping already scores well, and with three photos per domain the discriminators learn the domains' colours.
+Neither is a per-pixel colour mapping: every output pixel depends on its neighbourhood.
 
 Splits are by photo: domain A's training tiles, domain B's training tiles and the test tiles come from three
 disjoint sets of photos, so training is truly unpaired and the test photos are never trained on. Every test
-image has its ground truth: cartoon(x) for A -> B, and the photo x itself for B -> A.
+image has its ground truth: style(x) for A -> B, and the photo x itself for B -> A.
 
-    python -m cyclegan.task build --out data/photo2cartoon     # ROOT/trainA, trainB, testA, testB
-    python -m cyclegan.task examples --out examples            # held-out photos and their cartoons
+    python -m cyclegan.task build --out data/photo2sketch      # ROOT/trainA, trainB, testA, testB
+    python -m cyclegan.task examples --out examples            # held-out photos and their sketches
+    python -m cyclegan.task build --task photo2cartoon --out data/photo2cartoon
 """
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from dataclasses import dataclass
@@ -86,6 +90,10 @@ class CartoonStyle:
     line_darkness: float = 0.2    # edge pixels keep this fraction of their colour
 
 
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        return cartoon(img, self)
+
+
 def cartoon(img: np.ndarray, style: CartoonStyle = CartoonStyle()) -> np.ndarray:
     """HxWx3 uint8 photo -> HxWx3 uint8 cartoon. Deterministic; borders are handled by reflection."""
     from scipy import ndimage
@@ -104,6 +112,36 @@ def cartoon(img: np.ndarray, style: CartoonStyle = CartoonStyle()) -> np.ndarray
     magnitude = np.hypot(ndimage.sobel(soft, 1, mode="reflect"), ndimage.sobel(soft, 0, mode="reflect")) / 8.0
     out[magnitude > style.edge_threshold] *= style.line_darkness
     return (out * 255.0 + 0.5).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class SketchStyle:
+    pre_sigma: float = 1.0    # Gaussian blur of the grey image first, so that sensor noise draws no strokes
+    line_sigma: float = 2.5   # the neighbourhood each pixel is compared with (Gaussian sigma, pixels)
+    line_gamma: float = 3.0   # darkens the strokes: ratio ** gamma
+    tone_sigma: float = 3.0   # blur of the grey image that gives the soft shading
+    tone: float = 0.6         # how much shading: black regions go down to 1 - tone
+
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        return sketch(img, self)
+
+
+def sketch(img: np.ndarray, style: SketchStyle = SketchStyle()) -> np.ndarray:
+    """HxWx3 uint8 photo -> HxWx3 uint8 grey pencil sketch. Deterministic; borders are handled by reflection.
+
+    Strokes: each pixel's (lightly blurred) grey level divided by the mean of its neighbourhood, a "colour
+    dodge": flat regions turn to white paper and a pixel darker than its surroundings becomes a stroke.
+    Shading: the blurred grey image lays a soft tone over dark regions.
+    """
+    from scipy import ndimage
+
+    grey = (np.asarray(img, dtype=np.float32) / 255.0) @ LUMA
+    soft = ndimage.gaussian_filter(grey, style.pre_sigma, mode="reflect")
+    local = ndimage.gaussian_filter(soft, style.line_sigma, mode="reflect")
+    strokes = np.clip(soft / np.maximum(local, 1e-3), 0.0, 1.0) ** style.line_gamma
+    shade = 1.0 - style.tone * (1.0 - ndimage.gaussian_filter(grey, style.tone_sigma, mode="reflect"))
+    out = strokes * shade
+    return np.repeat((out * 255.0 + 0.5).astype(np.uint8)[..., None], 3, axis=-1)
 
 
 # -- tiles --------------------------------------------------------------------------------------------
@@ -125,50 +163,37 @@ def tile_grid(h: int, w: int, size: int, stride: int) -> list[tuple[int, int]]:
     return [(y, x) for y in starts(h) for x in starts(w)]
 
 
-CHANNEL_ORDERS = ((0, 1, 2), (1, 2, 0), (2, 0, 1), (0, 2, 1), (2, 1, 0), (1, 0, 2))
-
-
 @dataclass(frozen=True)
 class Task:
     name: str
     name_A: str
     name_B: str
     train_scales: tuple[int, ...] = (224, 288, 384)  # shorter side of the photo before cutting train tiles
-    train_tile: int = 144                            # train tiles (train with --load-size 144 --crop-size 128)
+    train_tile: int = 144                            # train tiles (the recipe trains on random 64x64 crops)
     train_stride: int = 40
     test_scale: int = 288
     test_tile: int = 128
     test_stride: int = 80
     example_scale: int = 288                         # the gallery's photos: whole photos at this scale
-    permute_channels: bool = False                   # colour augmentation of the training tiles
-    style: CartoonStyle = CartoonStyle()
+    style: CartoonStyle | SketchStyle = SketchStyle()
 
     def transform(self, img: np.ndarray) -> np.ndarray:
-        return cartoon(img, self.style)
+        return self.style(img)
 
     def train_tiles(self, split: str):
-        """(file name, photo name, HxWx3 uint8) for trainA (photo tiles) or trainB (cartoons of photo tiles).
-
-        With `permute_channels`, tile k has its colour channels in order k % 6: with so few photos the two
-        domains otherwise differ in colour (an orange retina against a blue sky), and the discriminators
-        learn that instead of the style.
-        """
-        names: list[str] = []
+        """(file name, photo name, HxWx3 uint8) for trainA (photo tiles) or trainB (styled photo tiles)."""
         for photo in SPLITS[split]:
             img = load_photo(photo)
             for short in self.train_scales:
                 scaled = resize_short(img, short)
                 for y, x in tile_grid(*scaled.shape[:2], self.train_tile, self.train_stride):
                     tile = np.ascontiguousarray(scaled[y:y + self.train_tile, x:x + self.train_tile])
-                    if self.permute_channels:  # the six channel orders in turn, so both domains share colours
-                        tile = np.ascontiguousarray(tile[..., CHANNEL_ORDERS[len(names) % 6]])
-                    names.append(photo)
                     if split == "trainB":
                         tile = self.transform(tile)
                     yield f"{photo}_s{short}_y{y:03d}_x{x:03d}.png", photo, tile
 
     def test_pairs(self):
-        """(file name, photo name, photo tile, cartoon of that tile): the benchmark, with ground truth."""
+        """(file name, photo name, photo tile, styled tile): the benchmark, with its ground truth."""
         for photo in SPLITS["test"]:
             scaled = resize_short(load_photo(photo), self.test_scale)
             for y, x in tile_grid(*scaled.shape[:2], self.test_tile, self.test_stride):
@@ -199,7 +224,7 @@ class Task:
         return info
 
     def write_examples(self, out: str | Path) -> list[Path]:
-        """Whole held-out photos and their cartoons: OUT/<name_A>/PHOTO.png and OUT/<name_B>/PHOTO.png."""
+        """Whole held-out photos and their styled versions: OUT/<name_A>/PHOTO.png and OUT/<name_B>/PHOTO.png."""
         out = Path(out)
         written = []
         for photo in SPLITS["test"]:
@@ -212,7 +237,14 @@ class Task:
         return written
 
 
-TASKS = {"photo2cartoon": Task("photo2cartoon", "photo", "cartoon")}
+DEFAULT_TASK = "photo2sketch"
+TASKS = {"photo2sketch": Task("photo2sketch", "photo", "sketch", style=SketchStyle()),
+         "photo2cartoon": Task("photo2cartoon", "photo", "cartoon", style=CartoonStyle())}
+
+
+def task_for(name_A: str, name_B: str) -> Task | None:
+    """The task whose domains are named name_A and name_B (as a model's config names them), if any."""
+    return next((t for t in TASKS.values() if (t.name_A, t.name_B) == (name_A, name_B)), None)
 
 
 def get_task(name: str) -> Task:
@@ -222,15 +254,12 @@ def get_task(name: str) -> Task:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description="Build the photo2cartoon data set or the gallery examples.")
+    p = argparse.ArgumentParser(description="Build a task's data set or the gallery examples.")
     p.add_argument("command", choices=["build", "examples"])
-    p.add_argument("--task", default="photo2cartoon", choices=sorted(TASKS))
+    p.add_argument("--task", default=DEFAULT_TASK, choices=sorted(TASKS))
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--permute-channels", action="store_true", help="colour augmentation of the training tiles")
     args = p.parse_args(argv)
     task = get_task(args.task)
-    if args.permute_channels:
-        task = dataclasses.replace(task, permute_channels=True)
     if args.command == "build":
         info = task.build(args.out)
         counts = ", ".join(f"{k} {len(v)}" for k, v in info["files"].items())

@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from cyclegan import CycleGAN
-from cyclegan.evaluate import evaluate, format_comparison, format_table, scores
+from cyclegan.evaluate import evaluate, format_comparison, format_table, load_pairs, scores
 
 pytest.importorskip("skimage")
 
@@ -27,7 +27,7 @@ SHIPPED = sorted(p.parent for p in MODELS.rglob("config.json")) if MODELS.is_dir
 def tiny_model(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("tiny") / "model"
-    CycleGAN(name_A="photo", name_B="cartoon", ngf=4, n_blocks=1, with_discriminators=True, ndf=4).save_pretrained(folder)
+    CycleGAN(name_A="photo", name_B="sketch", ngf=4, n_blocks=1, with_discriminators=True, ndf=4).save_pretrained(folder)
     return folder
 
 
@@ -42,36 +42,46 @@ def test_scores_match_known_values():
 
 def test_evaluate_reports_model_and_identity_both_ways(tiny_model):
     model = CycleGAN.from_pretrained(str(tiny_model))
-    r = evaluate(model, "photo2cartoon", limit=3)
+    r = evaluate(model, "photo2sketch", limit=3)
     assert r["n_images"] == 3 and r["size"] == [128, 128]
     f, b = r["directions"]["AtoB"], r["directions"]["BtoA"]
-    assert f["label"] == "photo -> cartoon" and b["label"] == "cartoon -> photo"
+    assert f["label"] == "photo -> sketch" and b["label"] == "sketch -> photo"
     # Identity: the cycle is perfect and both directions compare the same two images.
     assert math.isinf(f["identity"]["cycle"]["psnr"]) and f["identity"]["cycle"]["ssim"] == pytest.approx(1.0)
     assert f["identity"]["translation"]["psnr"] == pytest.approx(b["identity"]["translation"]["psnr"])
     assert 10 < f["identity"]["translation"]["psnr"] < 30
-    # An untrained model is worse than doing nothing, and the numbers repeat exactly.
-    assert f["model"]["translation"]["psnr"] < f["identity"]["translation"]["psnr"]
-    assert evaluate(model, "photo2cartoon", limit=3) == r
+    # An untrained model keeps no structure (SSIM far below doing nothing), and the numbers repeat exactly.
+    assert f["model"]["translation"]["ssim"] < f["identity"]["translation"]["ssim"] - 0.2
+    assert evaluate(model, "photo2sketch", limit=3) == r
     table = format_table(r)
-    assert table.count("\n") == 5 and "| photo -> cartoon | G(x) vs cartoon(x) |" in table
-    assert "identity (baseline)" in format_comparison([("a", r), ("b", r)])
+    assert table.count("\n") == 5 and "| photo -> sketch | G(x) vs sketch(x) |" in table
+    comparison = format_comparison([("a", r), ("b", r)])
+    assert "identity (baseline)" in comparison and "constant mid-grey (baseline)" in comparison
+    # The mid-grey baseline really is a constant image: its PSNR against the photos follows from their MSE.
+    photos = load_pairs("photo2sketch", limit=3)[0].astype(np.float64) / 255.0
+    mse = ((photos - 128 / 255.0) ** 2).mean(axis=(1, 2, 3))
+    expected = float(np.mean(10 * np.log10(1.0 / mse)))
+    assert b["grey"]["translation"]["psnr"] == pytest.approx(expected, abs=1e-3)
 
 
 def test_evaluate_command(tiny_model, tmp_path):
     out = tmp_path / "numbers.json"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    cmd = [sys.executable, "-m", "cyclegan.evaluate", "--model", str(tiny_model), "--task", "photo2cartoon",
-           "--limit", "2", "--threads", "1", "--json", str(out)]
+    cmd = [sys.executable, "-m", "cyclegan.evaluate", "--model", str(tiny_model), "--limit", "2", "--threads", "1",
+           "--json", str(out)]
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
     assert res.returncode == 0, res.stderr
-    assert "identity PSNR" in res.stdout and "| cartoon -> photo | F(G(y)) vs y |" in res.stdout
+    # The task is the one named after the model's domains (photo, sketch).
+    assert "photo2sketch:" in res.stdout and "identity PSNR" in res.stdout and "constant mid-grey" in res.stdout
+    assert "| sketch -> photo | F(G(y)) vs y |" in res.stdout
     numbers = json.loads(out.read_text())[str(tiny_model)]
-    assert numbers["n_images"] == 2
+    assert numbers["n_images"] == 2 and numbers["task"] == "photo2sketch"
 
-    res = subprocess.run(cmd[:5] + [str(tiny_model), "--limit", "2", "--threads", "1"], capture_output=True,
-                         text=True, cwd=ROOT, env=env, timeout=300)
+    # Two models: one row each. Another task is named explicitly, with a warning about the domain names.
+    res = subprocess.run(cmd[:5] + [str(tiny_model), "--limit", "2", "--threads", "1", "--task", "photo2cartoon"],
+                         capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
     assert res.returncode == 0 and "| model |" in res.stdout and res.stdout.count("| ") > 3
+    assert "photo2cartoon:" in res.stdout and "warning" in res.stderr
 
     bad = subprocess.run([sys.executable, "-m", "cyclegan.evaluate", "--model", str(tmp_path / "nowhere")],
                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
@@ -82,7 +92,7 @@ def test_evaluate_command(tiny_model, tmp_path):
 
 
 def test_default_model_is_shipped_with_discriminators_and_small():
-    folder = MODELS / "photo2cartoon"
+    folder = MODELS / "photo2sketch"
     if not (folder / "model.safetensors").is_file():
         pytest.skip("the default model is not in this checkout")
     files = sorted(p.name for p in folder.iterdir())
@@ -90,7 +100,7 @@ def test_default_model_is_shipped_with_discriminators_and_small():
     assert sum(p.stat().st_size for p in folder.iterdir()) <= 25 * 2 ** 20
     model = CycleGAN.from_pretrained(str(folder))
     assert model.D_A is not None and model.D_B is not None
-    assert (model.name_A, model.name_B) == ("photo", "cartoon")
+    assert (model.name_A, model.name_B) == ("photo", "sketch")
 
 
 @pytest.mark.parametrize("folder", SHIPPED, ids=[str(p.relative_to(ROOT)) for p in SHIPPED])

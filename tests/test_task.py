@@ -1,4 +1,4 @@
-"""The photo2cartoon task: photos load offline, the style is deterministic and spatial, splits are disjoint."""
+"""The benchmark tasks: photos load offline, the styles are deterministic and spatial, splits are disjoint."""
 from __future__ import annotations
 
 import dataclasses
@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cyclegan.task import PHOTOS, SPLITS, cartoon, get_task, load_photo, main, tile_grid
+from cyclegan.task import DEFAULT_TASK, PHOTOS, SPLITS, TASKS, cartoon, get_task, load_photo, main, sketch, task_for, tile_grid
 
 pytest.importorskip("skimage")
 pytest.importorskip("matplotlib")
 
 
-def small_task():
+def small_task(name: str = DEFAULT_TASK):
     """The real task with fewer, sparser tiles, so a build takes a second or two."""
-    return dataclasses.replace(get_task("photo2cartoon"), train_scales=(160,), train_stride=200, test_stride=160)
+    return dataclasses.replace(get_task(name), train_scales=(160,), train_stride=200, test_stride=160)
 
 
 def digest(folder) -> dict[str, str]:
@@ -40,6 +40,31 @@ def test_splits_are_disjoint_by_photo():
     assert a and b and test
 
 
+def step_image() -> np.ndarray:
+    step = np.full((32, 32, 3), 60, np.uint8)
+    step[:, 16:] = 200
+    return step
+
+
+def test_sketch_is_deterministic_grey_and_not_a_pixelwise_map():
+    img = load_photo("chelsea")[:96, :128]
+    out = sketch(img)
+    assert out.shape == img.shape and out.dtype == np.uint8
+    assert np.array_equal(out, sketch(img.copy()))
+    assert (out == out[..., :1]).all()  # grey: three equal channels
+    assert np.abs(out.astype(int) - img.astype(int)).mean() > 20  # a clearly different look
+    # The same grey level becomes different greys depending on its neighbourhood: a stroke beside the edge.
+    styled = sketch(step_image())
+    assert np.array_equal(step_image()[16, 2], step_image()[16, 13])
+    assert int(styled[16, 13, 0]) < int(styled[16, 2, 0]) - 40
+    # A flat image has no strokes, only its shading, and a white one is blank paper.
+    flat = sketch(np.full((20, 20, 3), 120, np.uint8))
+    assert (flat == flat[0, 0]).all()
+    assert (sketch(np.full((20, 20, 3), 255, np.uint8)) == 255).all()
+    # Darker photos give darker shading.
+    assert sketch(np.full((8, 8, 3), 40, np.uint8))[0, 0, 0] < flat[0, 0, 0]
+
+
 def test_cartoon_is_deterministic_and_not_a_pixelwise_map():
     img = load_photo("chelsea")[:96, :128]
     out = cartoon(img)
@@ -47,15 +72,19 @@ def test_cartoon_is_deterministic_and_not_a_pixelwise_map():
     assert np.array_equal(out, cartoon(img.copy()))
     assert np.abs(out.astype(int) - img.astype(int)).mean() > 5  # a clearly different look
     # The same colour becomes different colours depending on its neighbourhood: a dark line on an edge.
-    step = np.full((32, 32, 3), 60, np.uint8)
-    step[:, 16:] = 200
-    styled = cartoon(step)
+    styled = cartoon(step_image())
     far, near = styled[16, 4], styled[16, 15]
-    assert np.array_equal(step[16, 4], step[16, 15])
     assert int(near.sum()) < int(far.sum()) // 2
     # A flat image stays flat (no lines), quantised to one band.
     flat = cartoon(np.full((20, 20, 3), 120, np.uint8))
     assert (flat == flat[0, 0]).all()
+
+
+def test_tasks_are_found_by_name_and_by_domain_names():
+    assert set(TASKS) == {"photo2sketch", "photo2cartoon"}
+    assert task_for("photo", "sketch") is get_task("photo2sketch") and task_for("horse", "zebra") is None
+    with pytest.raises(KeyError, match="known tasks"):
+        get_task("nope")
 
 
 def test_tile_grid_covers_the_image():
@@ -67,8 +96,9 @@ def test_tile_grid_covers_the_image():
     assert covered.all()
 
 
-def test_build_is_deterministic_with_disjoint_splits_and_ground_truth(tmp_path):
-    task = small_task()
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_build_is_deterministic_with_disjoint_splits_and_ground_truth(tmp_path, name):
+    task = small_task(name)
     info = task.build(tmp_path / "one")
     task.build(tmp_path / "two")
     assert digest(tmp_path / "one") == digest(tmp_path / "two")  # byte for byte
@@ -84,12 +114,12 @@ def test_build_is_deterministic_with_disjoint_splits_and_ground_truth(tmp_path):
     for split in ("trainA", "trainB", "testA", "testB"):
         names = sorted(p.name for p in (tmp_path / "one" / split).iterdir())
         assert names == sorted(files[split]) and names
-    # Ground truth: every testB image is the cartoon of the testA image of the same name.
+    # Ground truth: every testB image is the styled testA image of the same name.
     for name in files["testA"]:
         a = np.asarray(Image.open(tmp_path / "one" / "testA" / name))
         b = np.asarray(Image.open(tmp_path / "one" / "testB" / name))
         assert a.shape == (task.test_tile, task.test_tile, 3)
-        assert np.array_equal(b, cartoon(a))
+        assert np.array_equal(b, task.transform(a))
     size = Image.open(next((tmp_path / "one" / "trainB").iterdir())).size
     assert size == (task.train_tile, task.train_tile)
 
@@ -98,15 +128,5 @@ def test_cli_writes_examples(tmp_path, capsys):
     assert main(["examples", "--out", str(tmp_path)]) == 0
     for photo in SPLITS["test"]:
         a = np.asarray(Image.open(tmp_path / "photo" / f"{photo}.png"))
-        b = np.asarray(Image.open(tmp_path / "cartoon" / f"{photo}.png"))
-        assert np.array_equal(b, cartoon(a))
-
-
-def test_channel_permutation_option():
-    plain = small_task()
-    permuted = dataclasses.replace(plain, permute_channels=True)
-    tiles = list(zip(plain.train_tiles("trainA"), permuted.train_tiles("trainA")))[:3]
-    for k, ((name, photo, a), (name2, photo2, b)) in enumerate(tiles):
-        assert (name, photo) == (name2, photo2)
-        order = [(0, 1, 2), (1, 2, 0), (2, 0, 1)][k]
-        assert np.array_equal(b, a[..., order])
+        b = np.asarray(Image.open(tmp_path / "sketch" / f"{photo}.png"))
+        assert np.array_equal(b, sketch(a))

@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
-# The photo2cartoon recipe: data set, default model, the loss ablation and the benchmark.
+# The photo2sketch recipe: data set, default model, the loss ablation and the benchmark.
 #
-#   scripts/photo2cartoon.sh data       # WORK/data: trainA, trainB, testA, testB (about 20 s)
-#   scripts/photo2cartoon.sh default    # the default model (2010 steps, about 15-20 min on 2 CPU cores) -> models/photo2cartoon
-#   scripts/photo2cartoon.sh ablation   # six 335-step runs (1 epoch, about 3-5 min each) -> models/ablation/NAME
-#   scripts/photo2cartoon.sh evaluate   # the benchmark tables of the README
+#   scripts/photo2sketch.sh data       # WORK/data: trainA, trainB, testA, testB (about 15 s)
+#   scripts/photo2sketch.sh default    # the default model (6700 steps, about 35 min on one CPU thread) -> models/photo2sketch
+#   scripts/photo2sketch.sh ablation   # six 1005-step runs (3 epochs, about 5 min each) -> models/ablation/NAME
+#   scripts/photo2sketch.sh evaluate   # the benchmark tables of the README
 #
-# WORK (default /tmp/photo2cartoon) holds the data and the run folders; THREADS (default 1) torch threads.
+# WORK (default /tmp/photo2sketch) holds the data and the run folders; THREADS (default 1) torch threads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-WORK=${WORK:-/tmp/photo2cartoon}
+WORK=${WORK:-/tmp/photo2sketch}
 THREADS=${THREADS:-1}
 # The recipe shared by every run: a small ResNet generator (ngf 16, 6 blocks), a 70x70 PatchGAN of width 32,
 # 64x64 crops of the 144x144 tiles, identity weight 3.0 (x lambda 10), seed 0.
-COMMON=(--data "$WORK/data" --name-A photo --name-B cartoon --ngf 16 --n-blocks 6 --ndf 32
+COMMON=(--data "$WORK/data" --name-A photo --name-B sketch --ngf 16 --n-blocks 6 --ndf 32
         --load-size 144 --crop-size 64 --lambda-identity 3.0 --threads "$THREADS" --seed 0)
 ABLATIONS=(cycle_alone gan_alone gan_forward_cycle gan_backward_cycle full full_no_identity)
 
@@ -36,21 +36,21 @@ ship() {  # ship RUN_DIR DEST: the exported model (safetensors + config + card),
 
 case "${1:-}" in
   data)
-    python -m cyclegan.task build --out "$WORK/data" ;;
+    python -m cyclegan.task build --task photo2sketch --out "$WORK/data" ;;
   default)
-    python train/run.py "${COMMON[@]}" --out "$WORK/default" --n-epochs 3 --n-epochs-decay 3 --export-discriminators
-    ship "$WORK/default" models/photo2cartoon ;;
+    python train/run.py "${COMMON[@]}" --out "$WORK/default" --n-epochs 10 --n-epochs-decay 10 --export-discriminators
+    ship "$WORK/default" models/photo2sketch ;;
   ablation)
     names=("${@:2}"); [ ${#names[@]} -gt 0 ] || names=("${ABLATIONS[@]}")
     for name in "${names[@]}"; do
       # shellcheck disable=SC2046
-      python train/run.py "${COMMON[@]}" --out "$WORK/ablation/$name" --n-epochs 1 --n-epochs-decay 0 \
+      python train/run.py "${COMMON[@]}" --out "$WORK/ablation/$name" --n-epochs 2 --n-epochs-decay 1 \
         $(ablation_flags "$name")
       ship "$WORK/ablation/$name" "models/ablation/$name"
     done ;;
   evaluate)
-    python -m cyclegan.evaluate --model models/photo2cartoon --task photo2cartoon --threads "$THREADS"
-    python -m cyclegan.evaluate --task photo2cartoon --threads "$THREADS" \
+    python -m cyclegan.evaluate --model models/photo2sketch --task photo2sketch --threads "$THREADS"
+    python -m cyclegan.evaluate --task photo2sketch --threads "$THREADS" \
       --model $(for n in "${ABLATIONS[@]}"; do echo "models/ablation/$n"; done) ;;
   *)
     sed -n 2,10p "$0"; exit 2 ;;
