@@ -89,7 +89,6 @@ class CartoonStyle:
     edge_threshold: float = 0.07  # Sobel gradient magnitude (per unit of distance, intensities in [0, 1])
     line_darkness: float = 0.2    # edge pixels keep this fraction of their colour
 
-
     def __call__(self, img: np.ndarray) -> np.ndarray:
         return cartoon(img, self)
 
