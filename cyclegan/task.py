@@ -2,8 +2,8 @@
 
 Domain A is real colour photographs that installable packages ship (scikit-image, matplotlib); domain B is
 the same kind of photo put through a deterministic, spatially non-trivial transform of our own:
-- `sketch`: a grey pencil drawing: strokes where a pixel is darker than its neighbourhood (a "colour dodge"
-  of the lightly blurred grey image) over soft shading from the blurred grey image;
+- `sketch`: a coloured-pencil drawing: strokes where a pixel is darker than its neighbourhood (a "colour
+  dodge" of the lightly blurred grey image) over a light wash of the blurred photo's colours;
 - `cartoon`: edge-preserving median smoothing, a saturation boost, quantised shading (flat bands of
   brightness) and dark edge lines. A harder benchmark: the cartoon stays close to the photo, so the identity
   mapping already scores well, and with three photos per domain the discriminators learn the domains' colours.
@@ -118,29 +118,29 @@ class SketchStyle:
     pre_sigma: float = 1.0    # Gaussian blur of the grey image first, so that sensor noise draws no strokes
     line_sigma: float = 2.5   # the neighbourhood each pixel is compared with (Gaussian sigma, pixels)
     line_gamma: float = 3.0   # darkens the strokes: ratio ** gamma
-    tone_sigma: float = 3.0   # blur of the grey image that gives the soft shading
-    tone: float = 0.6         # how much shading: black regions go down to 1 - tone
+    wash_sigma: float = 3.0   # blur of the photo that gives the colour wash
+    wash: float = 0.6         # strength of the wash: each channel c becomes 1 - wash * (1 - c), lighter
 
     def __call__(self, img: np.ndarray) -> np.ndarray:
         return sketch(img, self)
 
 
 def sketch(img: np.ndarray, style: SketchStyle = SketchStyle()) -> np.ndarray:
-    """HxWx3 uint8 photo -> HxWx3 uint8 grey pencil sketch. Deterministic; borders are handled by reflection.
+    """HxWx3 uint8 photo -> HxWx3 uint8 coloured-pencil sketch. Deterministic; borders are handled by reflection.
 
     Strokes: each pixel's (lightly blurred) grey level divided by the mean of its neighbourhood, a "colour
-    dodge": flat regions turn to white paper and a pixel darker than its surroundings becomes a stroke.
-    Shading: the blurred grey image lays a soft tone over dark regions.
+    dodge": flat regions turn to paper and a pixel darker than its surroundings becomes a dark stroke.
+    Wash: the blurred photo, lightened towards white, colours the paper under the strokes.
     """
     from scipy import ndimage
 
-    grey = (np.asarray(img, dtype=np.float32) / 255.0) @ LUMA
-    soft = ndimage.gaussian_filter(grey, style.pre_sigma, mode="reflect")
+    x = np.asarray(img, dtype=np.float32) / 255.0
+    soft = ndimage.gaussian_filter(x @ LUMA, style.pre_sigma, mode="reflect")
     local = ndimage.gaussian_filter(soft, style.line_sigma, mode="reflect")
     strokes = np.clip(soft / np.maximum(local, 1e-3), 0.0, 1.0) ** style.line_gamma
-    shade = 1.0 - style.tone * (1.0 - ndimage.gaussian_filter(grey, style.tone_sigma, mode="reflect"))
-    out = strokes * shade
-    return np.repeat((out * 255.0 + 0.5).astype(np.uint8)[..., None], 3, axis=-1)
+    blurred = np.stack([ndimage.gaussian_filter(x[..., c], style.wash_sigma, mode="reflect") for c in range(3)], -1)
+    out = strokes[..., None] * (1.0 - style.wash * (1.0 - blurred))
+    return (out * 255.0 + 0.5).astype(np.uint8)
 
 
 # -- tiles --------------------------------------------------------------------------------------------
