@@ -118,3 +118,24 @@ def test_shipped_checkpoints_load_strictly(folder):
     broken.pop(sorted(broken)[0])
     with pytest.raises(ValueError, match="missing tensors"):
         model.load_weights(broken)
+
+
+def numbers(line: str) -> list[float]:
+    return [float(c) for c in (c.strip() for c in line.strip().strip("|").split("|")[2:])]
+
+
+def test_readme_and_model_card_numbers_are_what_the_shipped_default_model_scores():
+    folder = MODELS / "photo2sketch"
+    if not (folder / "model.safetensors").is_file():
+        pytest.skip("the default model is not in this checkout")
+    torch.set_num_threads(1)
+    table = format_table(evaluate(CycleGAN.from_pretrained(str(folder)), "photo2sketch"))
+    rows = table.splitlines()[2:]
+    for doc in (ROOT / "README.md", folder / "README.md"):
+        lines = doc.read_text().splitlines()
+        for row in rows:
+            key = "|".join(row.split("|")[:3]) + "|"
+            found = [ln for ln in lines if ln.startswith(key)]
+            assert found, f"{doc.name} has no row {key}"
+            # Within noise: the last printed digit may differ between CPUs and torch builds.
+            assert numbers(found[0]) == pytest.approx(numbers(row), abs=0.02), (doc, row, found[0])
