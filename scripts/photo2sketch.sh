@@ -2,8 +2,8 @@
 # The photo2sketch recipe: data set, default model, the loss ablation and the benchmark.
 #
 #   scripts/photo2sketch.sh data       # WORK/data: trainA, trainB, testA, testB (about 15 s)
-#   scripts/photo2sketch.sh default    # the default model (8040 steps, about 40 min on one CPU thread) -> models/photo2sketch
-#   scripts/photo2sketch.sh ablation   # six 1005-step runs (3 epochs, about 5 min each) -> models/ablation/NAME
+#   scripts/photo2sketch.sh default    # the default model (8040 steps, about 30 min on one CPU thread) -> models/photo2sketch
+#   scripts/photo2sketch.sh ablation   # six 1005-step runs (3 epochs, 3-4 min each) -> models/ablation/NAME
 #   scripts/photo2sketch.sh evaluate   # the benchmark tables of the README
 #
 # WORK (default /tmp/photo2sketch) holds the data and the run folders; THREADS (default 1) torch threads.
