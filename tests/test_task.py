@@ -46,12 +46,17 @@ def step_image() -> np.ndarray:
     return step
 
 
-def test_sketch_is_deterministic_and_not_a_pixelwise_map():
+def check_deterministic_and_different(style, min_mean_change: float) -> None:
+    """style(photo) keeps shape and dtype, repeats exactly, and clearly changes the photo."""
     img = load_photo("chelsea")[:96, :128]
-    out = sketch(img)
+    out = style(img)
     assert out.shape == img.shape and out.dtype == np.uint8
-    assert np.array_equal(out, sketch(img.copy()))
-    assert np.abs(out.astype(int) - img.astype(int)).mean() > 20  # a clearly different look
+    assert np.array_equal(out, style(img.copy()))
+    assert np.abs(out.astype(int) - img.astype(int)).mean() > min_mean_change  # a clearly different look
+
+
+def test_sketch_is_deterministic_and_not_a_pixelwise_map():
+    check_deterministic_and_different(sketch, 20)
     # The same colour becomes different colours depending on its neighbourhood: a stroke beside the edge.
     styled = sketch(step_image())
     assert np.array_equal(step_image()[16, 2], step_image()[16, 13])
@@ -68,11 +73,7 @@ def test_sketch_is_deterministic_and_not_a_pixelwise_map():
 
 
 def test_cartoon_is_deterministic_and_not_a_pixelwise_map():
-    img = load_photo("chelsea")[:96, :128]
-    out = cartoon(img)
-    assert out.shape == img.shape and out.dtype == np.uint8
-    assert np.array_equal(out, cartoon(img.copy()))
-    assert np.abs(out.astype(int) - img.astype(int)).mean() > 5  # a clearly different look
+    check_deterministic_and_different(cartoon, 5)
     # The same colour becomes different colours depending on its neighbourhood: a dark line on an edge.
     styled = cartoon(step_image())
     far, near = styled[16, 4], styled[16, 15]
