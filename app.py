@@ -10,17 +10,22 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import atexit
 import os
+import shutil
+import tempfile
 import threading
+import time
 from collections import OrderedDict
 from pathlib import Path
 
 import gradio as gr
+import numpy as np
 import torch
 
 from cyclegan.explain import (ABLATIONS, DEFAULT_MAX_SIDE, Explanation, ablation_models, compare,
                               default_model_path, explain_steps, load_model, random_model, with_onnxruntime)
-from cyclegan.imageio import DEFAULT_MAX_PIXELS, ImageError, list_images
+from cyclegan.imageio import DEFAULT_MAX_PIXELS, ImageError, list_images, write_png_once
 from cyclegan.model import CycleGAN
 
 try:  # ZeroGPU on Hugging Face Spaces; a no-op decorator everywhere else
@@ -160,18 +165,48 @@ def numbers_markdown(ex: Explanation, model: CycleGAN) -> str:
     return text
 
 
+# Panels go to Gradio as PNG files we wrote, never as arrays. Gradio 6.31 saves an array to a cache file named
+# after its content and rewrites that file in place every time the same picture is returned: G(x) goes out in
+# the first streamed message and again in the last (and the colour bars in every request), so a browser still
+# fetching the first copy could get a truncated image. write_png_once writes each picture once, atomically,
+# and Gradio copies a file into its cache only once.
+PANEL_DIR = Path(tempfile.mkdtemp(prefix="cyclegan-panels-"))
+PANEL_LIFETIME_S = 600   # Gradio holds its own copy of each file from the moment the message goes out
+atexit.register(shutil.rmtree, PANEL_DIR, ignore_errors=True)
+
+
+def panel_file(image: np.ndarray | None, name: str) -> str | None:
+    return None if image is None else str(write_png_once(image, PANEL_DIR, name))
+
+
+def prune_panel_files(now: float | None = None) -> None:
+    """Removes panel files older than PANEL_LIFETIME_S (Gradio has its own copies by then)."""
+    cutoff = (now or time.time()) - PANEL_LIFETIME_S
+    for path in PANEL_DIR.glob("*/*.png"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                path.parent.rmdir()
+        except OSError:  # already gone, or the folder holds another name
+            pass
+
+
 def outputs_for(ex: Explanation | None, model: CycleGAN, overlay: bool) -> list:
     """The values of OUTPUTS, in order; None where not computed yet."""
     if ex is None:
         return [None] * 12
+    real, fake = panel_file(ex.real, "x"), panel_file(ex.fake, "G_x")
     if ex.stage != "complete":
-        return [ex.real, ex.fake, None, None, None, None, None, None, None,
+        return [real, fake, None, None, None, None, None, None, None,
                 "*G(x) is ready; computing the reconstruction, identity and maps…*", None, None]
     cycle = ex.cycle_overlay if overlay else ex.cycle_heat
     identity = ex.identity_overlay if overlay else ex.identity_heat
     realness = ex.realness_overlay if overlay else ex.realness_heat
-    return [ex.real, ex.fake, ex.rec, ex.idt, cycle, identity, realness, ex.error_colorbar, ex.realness_colorbar,
-            numbers_markdown(ex, model), ex.numbers, (ex.real, ex.fake)]
+    return [real, fake, panel_file(ex.rec, "F_G_x"), panel_file(ex.idt, "F_x"),
+            panel_file(cycle, "cycle_error"), panel_file(identity, "identity_error"),
+            panel_file(realness, "realness"), panel_file(ex.error_colorbar, "error_scale"),
+            panel_file(ex.realness_colorbar, "realness_scale"), numbers_markdown(ex, model), ex.numbers,
+            (real, fake)]
 
 
 @GPU
@@ -186,6 +221,7 @@ def run_explain(image, direction, noise, overlay, model_key, state):
     if state is not None and state[0] == request:
         yield *outputs_for(state[1], model, overlay), state
         return
+    prune_panel_files()
     if torch.cuda.is_available():
         model.to("cuda")
     try:
@@ -220,14 +256,16 @@ def run_compare(image, direction):
     models = shipped_ablations()
     if not models:
         raise gr.Error("No ablation checkpoints under models/ablation.")
+    prune_panel_files()
     try:
         results = compare(models, image, direction, max_side=MAX_SIDE, max_pixels=MAX_PIXELS)
     except Exception as e:
         raise page_error(e, image) from None
     items = []
     for name, ex in results.items():
-        items += [(ex.fake, f"{ABLATIONS[name]}: G(x)"),
-                  (ex.rec, f"{ABLATIONS[name]}: F(G(x)), cycle L1 {ex.numbers['cycle_l1']:.3f}")]
+        items += [(panel_file(ex.fake, f"{name}_G_x"), f"{ABLATIONS[name]}: G(x)"),
+                  (panel_file(ex.rec, f"{name}_F_G_x"),
+                   f"{ABLATIONS[name]}: F(G(x)), cycle L1 {ex.numbers['cycle_l1']:.3f}")]
     return items
 
 
@@ -354,7 +392,7 @@ def build() -> gr.Blocks:
                 with gr.Row():
                     error_bar = gr.Image(label="error scale (both error maps)", elem_id="error-bar", type="numpy",
                                          format="png", interactive=False, show_label=False, height=100)
-                    realness_bar = gr.Image(label="realness scale", elem_id="realness-bar", type="numpy",
+                    realness_bar = gr.Image(label="realness_scale", elem_id="realness-bar", type="numpy",
                                             format="png", interactive=False, show_label=False, height=100)
                 numbers = gr.Markdown("", label="numbers", elem_id="numbers")
                 numbers_json = gr.JSON(label="the numbers (JSON)", visible=False)

@@ -1,7 +1,11 @@
-"""Reading any image people have into RGB, and converting between PIL images and [-1, 1] tensors."""
+"""Reading any image people have into RGB, converting between PIL images and [-1, 1] tensors, and writing
+PNGs that readers may be fetching while they are written."""
 from __future__ import annotations
 
+import hashlib
 import io
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -86,3 +90,28 @@ def tensor_to_uint8(t: torch.Tensor) -> np.ndarray:
         t = t[0]
     t = t.detach().float().cpu().clamp(-1, 1).add(1).mul(127.5).round()
     return t.to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def write_png_once(image: np.ndarray, folder: str | Path, name: str) -> Path:
+    """Writes `image` (HxWx3 or HxW uint8) as folder/<sha256 of the PNG bytes>/<name>.png and returns the path.
+
+    The same picture under the same name is written only once (asking again refreshes the file's time, for
+    whoever prunes the folder by age), and a file appears whole or not at all (written under a temporary name,
+    then renamed), so a reader fetching it never sees a half-written file."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="png")
+    data = buffer.getvalue()
+    path = Path(folder) / hashlib.sha256(data).hexdigest() / f"{name}.png"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, staging = tempfile.mkstemp(dir=path.parent, prefix=".staging-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(staging, path)
+        except BaseException:
+            Path(staging).unlink(missing_ok=True)
+            raise
+    else:
+        os.utime(path)
+    return path

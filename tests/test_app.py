@@ -123,15 +123,22 @@ def test_every_panel_comes_back_with_the_right_size(app, client):
     check_good(explain(client, write(tmp / "small.png", rand_image(37, 23, seed=1)), "BtoA"), (37, 23))
 
 
-def test_results_stream_g_of_x_first(app, client):
+def test_results_stream_g_of_x_first_and_every_streamed_file_downloads_whole(app, client):
+    # The same picture four times: G(x) goes out in the first message and again in the last, and the client
+    # downloads the first copy while the server writes the second (a truncated download came back as an
+    # exception in job.outputs() when the server rewrote its cached file in place).
     from gradio_client import handle_file
-    job = client.submit(handle_file(write(app[1] / "s.png", rand_image(64, 48, seed=2))), "AtoB", 0, False,
-                        api_name="/explain")
-    job.result(timeout=120)
-    outputs = job.outputs()
-    assert len(outputs) >= 2
-    assert outputs[0][1] is not None and outputs[0][2] is None          # G(x) alone first
-    assert all(v is not None for v in outputs[-1][:9])
+    for i in range(4):
+        job = client.submit(handle_file(write(app[1] / f"s{i}.png", rand_image(64, 48, seed=2))), "AtoB", 0, False,
+                            api_name="/explain")
+        job.result(timeout=120)
+        outputs = job.outputs()
+        assert len(outputs) >= 2
+        assert all(isinstance(o, tuple) and len(o) == 12 for o in outputs), [(type(o), len(o), repr(o)[:200]) for o in outputs]
+        assert outputs[0][1] is not None and outputs[0][2] is None          # G(x) alone first
+        assert all(v is not None for v in outputs[-1][:9])
+        for path in (outputs[0][0], outputs[0][1]):
+            assert Image.open(path).size == (64, 48)
 
 
 def test_awkward_images_work(app, client):

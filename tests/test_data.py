@@ -7,7 +7,7 @@ from PIL import Image
 
 from conftest import run_train
 from cyclegan.data import DataError, EpochSampler, UnpairedImages, folder_domains, hf_domains
-from cyclegan.imageio import ImageError, load_rgb
+from cyclegan.imageio import ImageError, load_rgb, write_png_once
 
 
 def save(img: Image.Image, path, **kw):
@@ -75,6 +75,19 @@ def test_unreadable_inputs_raise_readable_errors(photo, tmp_path):
         load_rgb(tmp_path / "text.png")
     with pytest.raises(ImageError, match="pixels is more than the limit"):
         load_rgb(save(photo, tmp_path / "big.png"), max_pixels=100)
+
+
+def test_write_png_once_writes_each_picture_once_and_whole(tmp_path):
+    # The app hands Gradio these files; a picture sent twice must not be rewritten under a reader's feet.
+    picture = (np.random.default_rng(0).random((9, 13, 3)) * 255).astype(np.uint8)
+    path = write_png_once(picture, tmp_path, "G_x")
+    assert path.name == "G_x.png" and np.array_equal(np.asarray(Image.open(path)), picture)
+    before = path.stat()
+    assert write_png_once(picture.copy(), tmp_path, "G_x") == path
+    assert path.stat().st_ino == before.st_ino                     # the same file, not a new copy
+    other = write_png_once(picture[..., 0], tmp_path, "G_x")       # another picture: another file
+    assert other != path and np.array_equal(np.asarray(Image.open(other)), picture[..., 0])
+    assert not list(tmp_path.rglob(".staging-*"))
 
 
 def test_augmentation_is_a_function_of_seed_epoch_and_index(tiny_data):
