@@ -2,8 +2,8 @@
 # The photo2sketch recipe: data set, default model, the loss ablation and the benchmark.
 #
 #   scripts/photo2sketch.sh data       # WORK/data: trainA, trainB, testA, testB (about 15 s)
-#   scripts/photo2sketch.sh default    # the default model (8040 steps, about 30 min on one CPU thread) -> models/photo2sketch
-#   scripts/photo2sketch.sh ablation   # six 1005-step runs (3 epochs, 3-4 min each) -> models/ablation/NAME
+#   scripts/photo2sketch.sh default    # the default model (12064 steps, about 43 min on one CPU thread) -> models/photo2sketch
+#   scripts/photo2sketch.sh ablation   # six 1131-step runs (3 epochs, about 4 min each) -> models/ablation/NAME
 #   scripts/photo2sketch.sh evaluate   # the benchmark tables of the README
 #
 # WORK (default /tmp/photo2sketch) holds the data and the run folders; THREADS (default 1) torch threads.
@@ -12,9 +12,9 @@ cd "$(dirname "$0")/.."
 WORK=${WORK:-/tmp/photo2sketch}
 THREADS=${THREADS:-1}
 # The recipe shared by every run: a small ResNet generator (ngf 16, 6 blocks), a 70x70 PatchGAN of width 32,
-# 64x64 crops of the 144x144 tiles, identity weight 3.0 (x lambda 10), seed 0.
+# 64x64 crops of the 144x144 tiles, cycle weights 20, identity weight 3.0 (x 20), seed 0.
 COMMON=(--data "$WORK/data" --name-A photo --name-B sketch --ngf 16 --n-blocks 6 --ndf 32
-        --load-size 144 --crop-size 64 --lambda-identity 3.0 --threads "$THREADS" --seed 0)
+        --load-size 144 --crop-size 64 --lambda-A 20 --lambda-B 20 --lambda-identity 3.0 --threads "$THREADS" --seed 0)
 ABLATIONS=(cycle_alone gan_alone gan_forward_cycle gan_backward_cycle full full_no_identity)
 
 ablation_flags() {
@@ -38,7 +38,7 @@ case "${1:-}" in
   data)
     python -m cyclegan.task build --task photo2sketch --out "$WORK/data" ;;
   default)
-    python train/run.py "${COMMON[@]}" --out "$WORK/default" --n-epochs 12 --n-epochs-decay 12 --export-discriminators
+    python train/run.py "${COMMON[@]}" --out "$WORK/default" --n-epochs 16 --n-epochs-decay 16 --export-discriminators
     ship "$WORK/default" models/photo2sketch ;;
   ablation)
     names=("${@:2}"); [ ${#names[@]} -gt 0 ] || names=("${ABLATIONS[@]}")
