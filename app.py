@@ -7,10 +7,10 @@ time per event), CYCLEGAN_THREADS (torch threads; default: the CPUs this process
 """
 from __future__ import annotations
 
+import atexit
 import base64
 import functools
 import hashlib
-import atexit
 import os
 import shutil
 import tempfile
@@ -392,7 +392,7 @@ def build() -> gr.Blocks:
                 with gr.Row():
                     error_bar = gr.Image(label="error scale (both error maps)", elem_id="error-bar", type="numpy",
                                          format="png", interactive=False, show_label=False, height=100)
-                    realness_bar = gr.Image(label="realness_scale", elem_id="realness-bar", type="numpy",
+                    realness_bar = gr.Image(label="realness scale", elem_id="realness-bar", type="numpy",
                                             format="png", interactive=False, show_label=False, height=100)
                 numbers = gr.Markdown("", label="numbers", elem_id="numbers")
                 numbers_json = gr.JSON(label="the numbers (JSON)", visible=False)

@@ -2,7 +2,7 @@
 # The photo2sketch recipe: data set, default model, the loss ablation and the benchmark.
 #
 #   scripts/photo2sketch.sh data       # WORK/data: trainA, trainB, testA, testB (about 15 s)
-#   scripts/photo2sketch.sh default    # the default model (12064 steps, about 43 min on one CPU thread) -> models/photo2sketch
+#   scripts/photo2sketch.sh default    # the default model (12064 steps, about 40 min on one CPU thread) -> models/photo2sketch
 #   scripts/photo2sketch.sh ablation   # six 1131-step runs (3 epochs, about 4 min each) -> models/ablation/NAME
 #   scripts/photo2sketch.sh evaluate   # the benchmark tables of the README
 #

@@ -134,7 +134,7 @@ def test_results_stream_g_of_x_first_and_every_streamed_file_downloads_whole(app
         job.result(timeout=120)
         outputs = job.outputs()
         assert len(outputs) >= 2
-        assert all(isinstance(o, tuple) and len(o) == 12 for o in outputs), [(type(o), len(o), repr(o)[:200]) for o in outputs]
+        assert all(isinstance(o, tuple) and len(o) == 12 for o in outputs), [repr(o)[:200] for o in outputs]
         assert outputs[0][1] is not None and outputs[0][2] is None          # G(x) alone first
         assert all(v is not None for v in outputs[-1][:9])
         for path in (outputs[0][0], outputs[0][1]):
