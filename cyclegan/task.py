@@ -140,7 +140,7 @@ def sketch(img: np.ndarray, style: SketchStyle = SketchStyle()) -> np.ndarray:
     soft = ndimage.gaussian_filter(x @ LUMA, style.pre_sigma, mode="reflect")
     local = ndimage.gaussian_filter(soft, style.line_sigma, mode="reflect")
     strokes = np.clip(soft / np.maximum(local, 1e-3), 0.0, 1.0) ** style.line_gamma
-    blurred = np.stack([ndimage.gaussian_filter(x[..., c], style.wash_sigma, mode="reflect") for c in range(3)], -1)
+    blurred = ndimage.gaussian_filter(x, (style.wash_sigma, style.wash_sigma, 0), mode="reflect")  # per channel
     out = strokes[..., None] * (1.0 - style.wash * (1.0 - blurred))
     return (out * 255.0 + 0.5).astype(np.uint8)
 
