@@ -13,6 +13,8 @@ import functools
 import hashlib
 import os
 import shutil
+import signal
+import sys
 import tempfile
 import threading
 import time
@@ -425,5 +427,8 @@ def build() -> gr.Blocks:
 demo = build()
 
 if __name__ == "__main__":
+    # `docker stop`, a Space restart and `kill` send SIGTERM, which would end the process without running the
+    # atexit handlers (the panel folder would stay behind); exiting normally runs them.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64).launch(
         max_file_size=MAX_FILE_SIZE, css=CSS, allowed_paths=[str(EXAMPLES)], show_error=False)

@@ -229,3 +229,20 @@ def test_why_both_losses_compares_the_shipped_ablations(app, client):
     not_an_image.write_text("not an image")
     with pytest.raises(Exception, match="cannot be used"):
         client.predict(handle_file(str(not_an_image)), "AtoB", api_name="/compare")
+
+
+def test_stopping_the_app_with_sigterm_removes_its_panel_files(tmp_path):
+    # A Space restart or `docker stop` sends SIGTERM; the app's panel folder must not outlive the process.
+    from gradio_client import Client
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    proc, url = start_app(tiny_model(tmp_path / "model"), tmp_path / "app.log", TMPDIR=tmpdir)
+    try:
+        explain(Client(url, verbose=False), write(tmp_path / "x.png", rand_image(40, 30)))
+        panels = list(tmpdir.glob("cyclegan-panels-*/*/*.png"))
+        assert panels, sorted(p.name for p in tmpdir.iterdir())
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    assert proc.returncode == 0, (tmp_path / "app.log").read_text()[-2000:]
+    assert not list(tmpdir.glob("cyclegan-panels-*")), "the panel folder outlived the app"
