@@ -91,6 +91,17 @@ def test_evaluate_command(tiny_model, tmp_path):
     assert bad.returncode == 2 and "unknown task" in bad.stderr
 
 
+def test_supervised_ceiling_script_prints_the_benchmarks_identity_row_beside_its_own(tiny_model):
+    res = subprocess.run([sys.executable, "scripts/supervised_ceiling.py", "--steps", "20", "--ngf", "4",
+                          "--n-blocks", "1", "--model", str(tiny_model)], capture_output=True, text=True, cwd=ROOT,
+                         env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
+    assert res.returncode == 0, res.stderr
+    photos, sketches, _ = load_pairs("photo2sketch")
+    same = scores(sketches, photos)
+    assert f"| identity (baseline) | {same['psnr']:.2f} | {same['ssim']:.3f} |" in res.stdout
+    assert "| supervised G (20 steps" in res.stdout and f"| {tiny_model} (unpaired) |" in res.stdout
+
+
 def test_default_model_is_shipped_with_discriminators_and_small():
     folder = MODELS / "photo2sketch"
     if not (folder / "model.safetensors").is_file():
