@@ -393,9 +393,11 @@ def build() -> gr.Blocks:
                                         visible=has_d, **kw)
                 with gr.Row():
                     error_bar = gr.Image(label="error scale (both error maps)", elem_id="error-bar", type="numpy",
-                                         format="png", interactive=False, show_label=False, height=100)
+                                         format="png", interactive=False, show_label=False, height=100,
+                                         buttons=[])  # no toolbar over the bar's title
                     realness_bar = gr.Image(label="realness scale", elem_id="realness-bar", type="numpy",
-                                            format="png", interactive=False, show_label=False, height=100)
+                                            format="png", interactive=False, show_label=False, height=100,
+                                            buttons=[])  # no toolbar over the bar's title
                 numbers = gr.Markdown("", label="numbers", elem_id="numbers")
                 numbers_json = gr.JSON(label="the numbers (JSON)", visible=False)
                 slider = gr.ImageSlider(label="real vs translated: drag the handle", type="numpy", format="png",
