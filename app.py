@@ -420,9 +420,12 @@ def build() -> gr.Blocks:
         rows = example_rows(model)
         if rows:
             os.environ["GRADIO_EXAMPLES_CACHE"] = examples_cache_folder(model, rows)
+            # Named after their folders (examples/photo, examples/sketch), not the model's domains: a model
+            # loaded with CYCLEGAN_MODEL may have other domains than the examples that ship.
+            folders = " and ".join(sorted({Path(p).relative_to(EXAMPLES).parent.as_posix() for p, _ in rows} - {"."}))
             gr.Examples(rows, inputs=[image, direction], outputs=outputs, fn=example_fn, cache_examples=True,
-                        cache_mode="lazy", label=f"Examples ({model.name_A} and {model.name_B}; results of the "
-                                                  f"startup model, computed on first click and cached)")
+                        cache_mode="lazy", label=f"Examples ({folders or 'examples/'}; results of the startup "
+                                                  f"model, computed on first click and cached)")
     return demo
 
 

@@ -44,9 +44,16 @@ def app(tmp_path_factory):
     finally:
         os.environ.clear()
         os.environ.update(env)
-    proc, url = start_app(Path(model), tmp / "app.log", CYCLEGAN_MAX_SIDE=256, CYCLEGAN_THREADS=2)
+    # The app's own upload limits (20 MB, 50 megapixels), not test_app's small ones: a webcam frame is megapixels.
+    proc, url = start_app(Path(model), tmp / "app.log", CYCLEGAN_MAX_SIDE=256, CYCLEGAN_THREADS=2,
+                          CYCLEGAN_MAX_FILE_SIZE="20mb", CYCLEGAN_MAX_PIXELS=50_000_000)
     yield url, tmp
     stop_app(proc)
+
+
+def launch(p, *extra):
+    return p.chromium.launch(executable_path=CHROMIUM,
+                             args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", *extra])
 
 
 def test_upload_shows_every_panel(app):
@@ -55,8 +62,7 @@ def test_upload_shows_every_panel(app):
     artifacts = ROOT / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM,
-                                    args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"])
+        browser = launch(p)
         try:
             page = browser.new_page(viewport={"width": 1500, "height": 1000})
             page.goto(url, wait_until="load", timeout=90_000)
@@ -84,3 +90,35 @@ def test_upload_shows_every_panel(app):
     assert img.size[0] >= 1000 and np.asarray(img).std() > 10
     (ROOT / "docs").mkdir(exist_ok=True)
     shutil.copyfile(shot, ROOT / "docs" / "screenshot.png")
+
+
+def test_webcam_capture_is_explained(app):
+    # Chromium's fake camera (a moving test pattern) stands in for a webcam; capturing a frame runs the app.
+    from playwright.sync_api import sync_playwright
+    url, _ = app
+    with sync_playwright() as p:
+        browser = launch(p, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream")
+        try:
+            page = browser.new_context(permissions=["camera"], viewport={"width": 1500, "height": 1000}).new_page()
+            page.goto(url, wait_until="load", timeout=90_000)
+            page.get_by_label("Capture from camera").click()
+            page.get_by_text("Click to Access Webcam").click()
+            page.wait_for_function("() => { const v = document.querySelector('#input-image video');"
+                                   " return v && v.readyState >= 2 && v.videoWidth > 0; }", timeout=60_000)
+            video_w, video_h = page.evaluate("() => { const v = document.querySelector('#input-image video');"
+                                             " return [v.videoWidth, v.videoHeight]; }")
+            page.get_by_label("capture photo").click()
+            for panel in ("real", "fake", "rec", "cycle-heat"):
+                img = page.locator(f"#{panel} img").first
+                img.wait_for(state="visible", timeout=120_000)
+                page.wait_for_function("(el) => el.complete && el.naturalWidth > 0", arg=img.element_handle(),
+                                       timeout=60_000)
+            w, h = page.evaluate("() => { const i = document.querySelector('#real img');"
+                                 " return [i.naturalWidth, i.naturalHeight]; }")
+            assert max(w, h) <= 256 and abs(w / h - video_w / video_h) < 0.02, (w, h, video_w, video_h)
+            page.locator("#numbers table").wait_for(state="visible", timeout=60_000)
+            assert f"resized from {video_w}×{video_h}" in page.locator("#numbers").inner_text()
+            # The gallery is named after its folders (whatever the model's domains are called).
+            assert page.get_by_text("Examples (photo and sketch;").count() == 1
+        finally:
+            browser.close()
