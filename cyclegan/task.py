@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .optional import require
+
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
@@ -74,7 +76,7 @@ def load_photo(name: str) -> np.ndarray:
         import matplotlib
         path = Path(matplotlib.get_data_path()) / "sample_data" / Path(photo.file).name
     else:
-        import skimage
+        skimage = require("skimage", "benchmark", "The photo2sketch task's photos")
         path = Path(skimage.__file__).parent / "data" / Path(photo.file).name
     with Image.open(path) as img:
         return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
@@ -97,7 +99,7 @@ class CartoonStyle:
 
 def cartoon(img: np.ndarray, style: CartoonStyle = CartoonStyle()) -> np.ndarray:
     """HxWx3 uint8 photo -> HxWx3 uint8 cartoon. Deterministic; borders are handled by reflection."""
-    from scipy import ndimage
+    ndimage = require("scipy.ndimage", "benchmark", "The photo2sketch task")
 
     x = np.asarray(img, dtype=np.float32) / 255.0
     smooth = x
@@ -134,7 +136,7 @@ def sketch(img: np.ndarray, style: SketchStyle = SketchStyle()) -> np.ndarray:
     dodge": flat regions turn to paper and a pixel darker than its surroundings becomes a dark stroke.
     Wash: the blurred photo, lightened towards white, colours the paper under the strokes.
     """
-    from scipy import ndimage
+    ndimage = require("scipy.ndimage", "benchmark", "The photo2sketch task")
 
     x = np.asarray(img, dtype=np.float32) / 255.0
     soft = ndimage.gaussian_filter(x @ LUMA, style.pre_sigma, mode="reflect")
