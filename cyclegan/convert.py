@@ -180,7 +180,7 @@ def save_converted(model, record: dict, out: str | Path) -> Path:
     model.save_pretrained(out)
     (out / "conversion.json").write_text(json.dumps(record, indent=2))
     n_params = sum(p.numel() for p in model.parameters())
-    write_card(out, model_card(model.config, repo_id=str(out), n_params=n_params, converted=record))
+    write_card(out, model_card(model.config, local_path=out, n_params=n_params, converted=record))
     return out
 
 
