@@ -36,8 +36,10 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from .explain import DEFAULT_MAX_SIDE, default_model_path, explain_steps, load_model
+from .explain import DEFAULT_MAX_SIDE, explain_steps
 from .images import DEFAULT_MAX_PIXELS, ImageError, list_images
+from .loading import load_model
+from .render import heatmap
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_NOTHING_DONE = 0, 1, 2
 
@@ -186,8 +188,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m cyclegan.translate", description=doc[0],
                                  epilog="\n\n".join(doc[2:]), formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
-    ap.add_argument("--model", default=None, help="a save_pretrained folder or a Hub repo id[@revision] "
-                    "(default: $CYCLEGAN_MODEL, else the embedded default under models/)")
+    ap.add_argument("--model", default=os.environ.get("CYCLEGAN_MODEL", "").strip() or None,
+                    help="a save_pretrained folder (e.g. models/default in a checkout) or a Hub repo "
+                         "id[@revision] (default: $CYCLEGAN_MODEL)")
     ap.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"])
     ap.add_argument("--out", required=True, help="output folder")
     ap.add_argument("--overwrite", action="store_true",
@@ -222,12 +225,12 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     err = sys.stderr
 
-    spec = args.model or default_model_path()
-    if spec is None:
-        print("no model: pass --model, set CYCLEGAN_MODEL or put a model under models/", file=err)
+    if not args.model:
+        print("no model: pass --model (a folder such as models/default, or a Hub repo id) or set CYCLEGAN_MODEL",
+              file=err)
         return EXIT_NOTHING_DONE
     try:
-        model = load_model(spec).to(args.device)
+        model = load_model(args.model).to(args.device)
     except ValueError as e:
         print(e, file=err)
         return EXIT_NOTHING_DONE
@@ -263,9 +266,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.reconstructions:
                 panels += [ex.rec, ex.idt]
             if args.heatmaps:
-                panels += [ex.cycle_heat, ex.identity_heat]
-                if ex.realness_heat is not None:
-                    panels.append(ex.realness_heat)
+                panels += [heatmap(ex, "cycle_error"), heatmap(ex, "identity_error")]
+                if ex.realness is not None:
+                    panels.append(heatmap(ex, "realness"))
             for image, target in zip(panels, paths):
                 write_png(image, target)
                 written += 1

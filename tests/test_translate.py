@@ -32,6 +32,28 @@ def snapshot(folder) -> dict:
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+def test_translate_cli(resnet_dir, tmp_path, capsys):
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    rand_image(50, 30).save(src / "a.jpg")
+    rand_image(20, 40, seed=2).save(src / "sub" / "b.png")
+    (src / "broken.png").write_bytes(b"\x89PNG not really")
+    single = tmp_path / "c.png"
+    rand_image(33, 17, seed=3).save(single)
+    out = tmp_path / "out"
+    rc = translate_main(["--model", str(resnet_dir), "--direction", "BtoA", str(src), str(single),
+                         "--out", str(out), "--reconstructions", "--heatmaps", "--max-side", "40"])
+    assert rc == 1                                                      # broken.png was skipped, the rest done
+    assert "broken.png" in capsys.readouterr().err
+    assert Image.open(out / "a.png").size == (40, 24)
+    assert Image.open(out / "sub" / "b.png").size == (20, 40)
+    for suffix in ("", "_rec", "_idt", "_cycle_error", "_identity_error", "_realness"):
+        assert (out / f"c{suffix}.png").is_file(), suffix
+    # G(x) alone needs one generator pass and writes only NAME.png
+    rc = translate_main(["--model", str(resnet_dir), str(single), "--out", str(tmp_path / "o2")])
+    assert rc == 0 and sorted(p.name for p in (tmp_path / "o2").iterdir()) == ["c.png"]
+
+
 # -- case 2b: the padding multiple comes from the architecture --------------------------------------------------
 @pytest.mark.parametrize("depth", [6, 7])
 def test_unet_model_translates_every_size_in_a_folder(tmp_path, depth):
@@ -224,3 +246,29 @@ def test_the_same_file_named_twice_is_translated_once(resnet_dir, tmp_path, caps
     rc = translate_main(["--model", str(resnet_dir), str(src), str(src / "cat.jpg"), "--out", str(tmp_path / "o")])
     assert rc == 0 and [p.name for p in (tmp_path / "o").iterdir()] == ["cat.png"]
     assert "wrote 1 file(s) for 1 of 1 input(s)" in capsys.readouterr().err
+
+
+# -- a mistyped model path ----------------------------------------------------------------------------------------
+def test_a_mistyped_local_model_path_is_reported_at_once(resnet_dir, tmp_path, capsys, monkeypatch):
+    """`models/defualt` looks like a Hub repo id `user/name` too: it must be reported as a missing folder, not
+    after ~25 s of Hub retries as a connection problem (no request may leave this machine either way)."""
+    import shutil
+    shutil.copytree(resnet_dir, tmp_path / "models" / "default")     # like a checkout's models/default
+    monkeypatch.chdir(tmp_path)
+    rand_image(40, 30).save(tmp_path / "cat.jpg")
+    assert translate_main(["--model", "models/default", "cat.jpg", "--out", "ok"]) == 0
+    capsys.readouterr()
+    for typo in ("models/defualt", "./models/defualt", "models/defualt/", str(tmp_path / "models" / "dfault")):
+        rc = translate_main(["--model", typo, str(tmp_path / "cat.jpg"), "--out", str(tmp_path / "o")])
+        err = capsys.readouterr().err
+        assert rc == 2 and not (tmp_path / "o").exists(), typo
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+        assert typo in err and ("no such" in err.lower() or "does not exist" in err.lower()
+                                or "not found" in err.lower()), err
+
+
+def test_no_model_named_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("CYCLEGAN_MODEL", raising=False)
+    rand_image(40, 30).save(tmp_path / "cat.jpg")
+    assert translate_main([str(tmp_path / "cat.jpg"), "--out", str(tmp_path / "o")]) == 2
+    assert "--model" in capsys.readouterr().err
