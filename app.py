@@ -27,7 +27,7 @@ import torch
 
 from cyclegan.explain import (ABLATIONS, DEFAULT_MAX_SIDE, Explanation, ablation_models, compare,
                               default_model_path, explain_steps, load_model, random_model, with_onnxruntime)
-from cyclegan.imageio import DEFAULT_MAX_PIXELS, ImageError, list_images, write_png_once
+from cyclegan.images import DEFAULT_MAX_PIXELS, ImageError, list_images, write_png_once
 from cyclegan.model import CycleGAN
 
 try:  # ZeroGPU on Hugging Face Spaces; a no-op decorator everywhere else
@@ -122,7 +122,7 @@ def direction_choices(model: CycleGAN) -> list[tuple[str, str]]:
 MODELS = Models()
 
 
-# -- the input image: its raw upload goes to cyclegan.imageio (which gives readable errors) ---------------------
+# -- the input image: its raw upload goes to cyclegan.images (which gives readable errors) ---------------------
 def raw_upload(payload):
     """Replaces gr.Image.preprocess on the input: Gradio would open the file with PIL itself, so a corrupt,
     empty or huge upload would fail with a bare "Error" (or be decoded before the pixel limit is checked).

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
-from .imageio import ImageError, list_images, load_rgb, pil_to_tensor
+from .images import ImageError, list_images, load_rgb, pil_to_tensor
 
 
 class DataError(RuntimeError):

@@ -20,7 +20,7 @@ import sys
 import numpy as np
 import torch
 
-from .imageio import tensor_to_uint8
+from .images import tensor_to_uint8
 from .task import DEFAULT_TASK, get_task, task_for
 
 DEFAULT_MODEL = "models/photo2sketch"

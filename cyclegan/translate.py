@@ -19,7 +19,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from .explain import DEFAULT_MAX_SIDE, default_model_path, explain_steps, load_model
-from .imageio import DEFAULT_MAX_PIXELS, ImageError, list_images
+from .images import DEFAULT_MAX_PIXELS, ImageError, list_images
 
 
 def collect(inputs: list[str]) -> list[tuple[Path, Path]]:

@@ -1,7 +1,7 @@
 """cyclegan.convert: the reference implementation's released generators -> one CycleGAN.
 
 The reference generator is re-implemented here from scratch with torch.nn.functional, driven only by the
-state-dict names of the reference layout (../shared/reference/official_resnet9_generator.json), so that the
+state-dict names of the reference layout (tests/reference/official_resnet9_generator.json), so that the
 converted model's outputs are checked against an implementation that shares no code with cyclegan.networks.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ from hub_server import hub_server  # noqa: F401  (pytest fixture)
 from released_mirror import Mirror, make_reference_state_dict, reference_layout
 
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCE_JSON = ROOT.parent / "shared" / "reference" / "official_resnet9_generator.json"  # ../shared
+REFERENCE_JSON = ROOT / "tests" / "reference" / "official_resnet9_generator.json"
 
 
 # -- the reference layout (tests/released_mirror.py), written independently of cyclegan.networks -----------------

@@ -12,7 +12,7 @@ from PIL import Image
 from cyclegan import CycleGAN
 from cyclegan.explain import (ERROR_CMAP, ERROR_MAX, MIN_SIDE, _lut, colorize, default_model_path, explain,
                               explain_steps, load_model, pad_canvas)
-from cyclegan.imageio import ImageError, pil_to_tensor
+from cyclegan.images import ImageError, pil_to_tensor
 from cyclegan.losses import cycle_loss, identity_loss, lsgan
 from cyclegan.translate import main as translate_main
 

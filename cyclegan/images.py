@@ -1,5 +1,6 @@
 """Reading any image people have into RGB, converting between PIL images and [-1, 1] tensors, and writing
-PNGs that readers may be fetching while they are written."""
+PNGs that readers may be fetching while they are written. (Named `images`, not `imageio`, so that it does
+not shadow the well-known imageio package.)"""
 from __future__ import annotations
 
 import hashlib
