@@ -3,6 +3,7 @@
     from cyclegan import released
     for pair in released.PAIRS: print(pair.key, pair.title, pair.direction_label("AtoB"))
     folder = released.get("horse2zebra", progress=lambda fraction, message: print(fraction, message))
+    # progress is called as progress(fraction, message): a gradio.Progress() can be passed as it is
     model = released.load("horse2zebra")                 # the same, loaded strictly
 
 A released pair is two single-direction generators of junyanz/pytorch-CycleGAN-and-pix2pix (one `.pth` per
@@ -106,9 +107,9 @@ def pair(name: str) -> ReleasedPair:
                              + ", ".join(f"{p.key} ({p.title})" for p in PAIRS))
 
 
-def choices() -> list[tuple[str, str]]:
-    """(title, key) for each pair, in picker order: e.g. ("horse <-> zebra", "horse2zebra")."""
-    return [(p.title, p.key) for p in PAIRS]
+def pairs() -> list[tuple[str, str]]:
+    """(key, title) for each pair, in picker order: e.g. ("horse2zebra", "horse <-> zebra")."""
+    return [(p.key, p.title) for p in PAIRS]
 
 
 def base_url() -> str:
@@ -181,17 +182,17 @@ def _lock_for(cache: Path, key: str) -> threading.Lock:
         return _locks.setdefault((str(cache.resolve()), key), threading.Lock())
 
 
-def cache_dir(cache: str | Path | None = None) -> Path:
+def resolve_cache_dir(cache_dir: str | Path | None = None) -> Path:
     """The cache folder: the argument, else $CYCLEGAN_RELEASED_CACHE, else ~/.cache/cyclegan/released."""
-    if cache is not None:
-        return Path(cache)
+    if cache_dir is not None:
+        return Path(cache_dir)
     env = os.environ.get("CYCLEGAN_RELEASED_CACHE", "").strip()
     return Path(env) if env else DEFAULT_CACHE
 
 
-def cached(name: str, cache: str | Path | None = None) -> Path | None:
+def cached(name: str, cache_dir: str | Path | None = None) -> Path | None:
     """The converted model folder of a pair if it is in the cache (no download), else None."""
-    folder = cache_dir(cache) / pair(name).key
+    folder = resolve_cache_dir(cache_dir) / pair(name).key
     return folder if (folder / DONE).is_file() else None
 
 
@@ -218,19 +219,20 @@ def _evict(cache: Path, keep: str, max_cached: int) -> list[str]:
         return removed
 
 
-def get(name: str, cache: str | Path | None = None, progress: Progress | None = None, *,
+def get(name: str, cache_dir: str | Path | None = None, progress: Progress | None = None, *,
         timeout_s: float = DEFAULT_TIMEOUT_S, max_file_bytes: int = MAX_FILE_BYTES,
         max_cached: int = DEFAULT_MAX_CACHED) -> Path:
     """The converted model folder (config.json, model.safetensors, conversion.json, README.md) of a released pair,
     downloading and converting it on first use.
 
-    name: a pair's key, title or file name (see PAIRS). cache: the cache folder (default `cache_dir()`).
+    name: a pair's key, title or file name (see PAIRS). cache_dir: the cache folder (default
+        `resolve_cache_dir()`: $CYCLEGAN_RELEASED_CACHE or ~/.cache/cyclegan/released).
     progress(fraction in [0, 1], message): called while waiting, downloading (0 to 0.9) and converting.
     timeout_s: time limit for both downloads together (seconds). max_file_bytes: largest .pth accepted.
     max_cached: converted pairs kept in the cache (least recently used removed first; at least 1).
     Raises ReleasedModelError (a ValueError) with one line; the cache is then left as it was."""
     p = pair(name)
-    cache = cache_dir(cache)
+    cache = resolve_cache_dir(cache_dir)
     say = progress or (lambda fraction, message: None)
     final = cache / p.key
     if (final / DONE).is_file():
@@ -282,13 +284,13 @@ def get(name: str, cache: str | Path | None = None, progress: Progress | None = 
         lock.release()
 
 
-def load(name: str, cache: str | Path | None = None, progress: Progress | None = None, **kwargs):
+def load(name: str, cache_dir: str | Path | None = None, progress: Progress | None = None, **kwargs):
     """`get` then a strict load of the folder (cyclegan.loading.load_model): a CycleGAN in eval mode whose
     domain names are the pair's, e.g. model.direction_label("AtoB") == "horse -> zebra"."""
     from .loading import load_model
 
     for _ in range(3):
-        folder = get(name, cache, progress, **kwargs)
+        folder = get(name, cache_dir, progress, **kwargs)
         with _cache_lock:  # not evicted by another caller while it loads
             if (folder / DONE).is_file():
                 model = load_model(str(folder))
