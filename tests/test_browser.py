@@ -1,6 +1,9 @@
 """A real browser (Debian's chromium driven by Playwright) uploads an image to app.py and waits for every panel.
 
-Saves test-artifacts/app.png and the README's screenshot docs/screenshot.png. The app runs the embedded
+Saves test-artifacts/app.png (ignored by git: the suite changes no tracked file). The README's screenshot
+docs/screenshot.png is refreshed only on request:
+    python -m pytest tests/test_browser.py -k upload --update-screenshot
+The app runs the embedded
 default model when there is one under models/ (so the screenshot shows it), else a tiny random model.
 """
 from __future__ import annotations
@@ -56,7 +59,7 @@ def launch(p, *extra):
                              args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", *extra])
 
 
-def test_upload_shows_every_panel(app):
+def test_upload_shows_every_panel(app, request):
     from playwright.sync_api import sync_playwright
     url, tmp = app
     artifacts = ROOT / "test-artifacts"
@@ -88,8 +91,9 @@ def test_upload_shows_every_panel(app):
             browser.close()
     img = Image.open(shot)
     assert img.size[0] >= 1000 and np.asarray(img).std() > 10
-    (ROOT / "docs").mkdir(exist_ok=True)
-    shutil.copyfile(shot, ROOT / "docs" / "screenshot.png")
+    if request.config.getoption("--update-screenshot"):
+        (ROOT / "docs").mkdir(exist_ok=True)
+        shutil.copyfile(shot, ROOT / "docs" / "screenshot.png")
 
 
 def test_webcam_capture_is_explained(app):
