@@ -5,6 +5,7 @@
     python .ci/readme.py --list          # the blocks, what the stage does with each, and why
     python .ci/readme.py --from-line 150 # run the install, then only the blocks from README line 150 on
     python .ci/readme.py --test-command  # print the README's test command (its second line); .ci/run runs it
+    python .ci/readme.py --venv /tmp/rv --keep-going   # reuse (or make) that environment; report every failure
 
 What it does: copies the working tree (tracked and untracked, not ignored files) to a temporary folder, makes a
 virtual environment there (`python -m venv`; pip's cache and configuration are the machine's, so torch comes from
@@ -189,8 +190,8 @@ def copy_tree(dest: Path) -> None:
 
 
 class Stage:
-    def __init__(self, work: Path):
-        self.work, self.checkout, self.venv = work, work / "checkout", work / "venv"
+    def __init__(self, work: Path, venv: Path | None = None):
+        self.work, self.checkout, self.venv = work, work / "checkout", venv or work / "venv"
         self.groups: list[int] = []
         self.cwd = self.checkout
         self.env = {k: v for k, v in os.environ.items()
@@ -274,6 +275,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--test-command", action="store_true", help="print the README's test command and exit")
     p.add_argument("--from-line", type=int, default=0, help="skip the blocks above this README line (not the install)")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (its path is printed)")
+    p.add_argument("--keep-going", action="store_true", help="run the later blocks after a failure too")
+    p.add_argument("--venv", type=Path, default=None,
+                   help="use this virtual environment (made if missing, kept afterwards) instead of a fresh one; "
+                        "the README's install line still runs in it")
     args = p.parse_args(argv)
     try:
         blocks = parse(args.readme.read_text())
@@ -296,9 +301,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     work = Path(tempfile.mkdtemp(prefix="cyclegan-readme-"))
-    stage = Stage(work)
+    stage = Stage(work, args.venv.resolve() if args.venv else None)
     results: list[tuple[str, str, float]] = []
-    failed = None
+    failures: list[tuple[str, Path]] = []
     t_start = time.monotonic()
     try:
         copy_tree(stage.checkout)
@@ -309,7 +314,8 @@ def main(argv: list[str] | None = None) -> int:
         if 7860 in stage.ports:
             stage.env["GRADIO_SERVER_PORT"] = str(stage.ports[7860])
         print(f"README stage in {work} (python {sys.version.split()[0]})", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(stage.venv)], check=True)
+        if not (stage.venv / "bin" / "python").exists():
+            subprocess.run([sys.executable, "-m", "venv", str(stage.venv)], check=True)
 
         t = time.monotonic()
         log = work / f"block_{first.line:04d}.log"
@@ -317,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         results.append((f"README.md:{first.line} `{install}`", "ok" if status == 0 else f"FAILED ({status})",
                         time.monotonic() - t))
         if status != 0:
-            failed = (results[-1][0], log)
+            failures.append((results[-1][0], log))
         else:
             t = time.monotonic()
             app = stage.spawn(["bash", "-c", stage.remap(serve)], work / "app.log")
@@ -326,9 +332,9 @@ def main(argv: list[str] | None = None) -> int:
             results.append((f"README.md:{first.line} `{serve}` answers at {url}", "ok" if ok else "FAILED",
                             time.monotonic() - t))
             if not ok:
-                failed = (results[-1][0], work / "app.log")
+                failures.append((results[-1][0], work / "app.log"))
         for b in rest:
-            if failed:
+            if failures and not args.keep_going:
                 break
             label = f"README.md:{b.line} {b.lang}: {b.code.strip().splitlines()[0][:90]}"
             if b.skip or b.line < args.from_line:
@@ -342,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"FAILED (exit status {status})" if status else f"FAILED (not created: {', '.join(missing)})")
             results.append((label, verdict, time.monotonic() - t))
             if verdict != "ok":
-                failed = (label, log)
+                failures.append((label, log))
     finally:
         stage.stop()
     print()
@@ -350,19 +356,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{verdict:>10.10s}  {seconds:6.1f} s  {label}" if verdict in ("ok",) or verdict.startswith("FAILED")
               else f"{'skipped':>10s}  {seconds:6.1f} s  {label}  [{verdict[9:-1]}]")
     print(f"README stage: {time.monotonic() - t_start:.0f} s")
-    if failed:
-        print(f"\nREADME stage FAILED at {failed[0]}; its output (last lines):\n{tail(failed[1])}", file=sys.stderr)
-        if (work / "app.log").exists():
-            print(f"\nthe app's output (last lines):\n{tail(work / 'app.log', 15)}", file=sys.stderr)
+    for label, log in failures:
+        print(f"\nREADME stage FAILED at {label}; its output (last lines):\n{tail(log)}", file=sys.stderr)
+    if failures and (work / "app.log").exists() and all(log.name != "app.log" for _, log in failures):
+        print(f"\nthe app's output (last lines):\n{tail(work / 'app.log', 15)}", file=sys.stderr)
     if args.keep:
         print(f"kept: {work}")
-    elif failed:  # keep the logs and scripts, not the (large) environment
-        shutil.rmtree(stage.venv, ignore_errors=True)
+    elif failures:  # keep the logs and scripts, not the (large) environment
+        if args.venv is None:
+            shutil.rmtree(stage.venv, ignore_errors=True)
         shutil.rmtree(stage.checkout, ignore_errors=True)
         print(f"logs and block scripts kept in {work}")
     else:
         shutil.rmtree(work, ignore_errors=True)
-    return 1 if failed else 0
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
