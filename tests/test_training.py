@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from conftest import ROOT, run_train
 from cyclegan import CycleGAN
-from cyclegan.checkpoint import load_checkpoint
+from cyclegan.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from cyclegan.losses import TERM_NAMES, generator_terms
 from cyclegan.training import Trainer, lr_factor
 
@@ -150,6 +150,26 @@ def test_resume_after_a_kill_gives_bit_identical_weights(tiny_data, tmp_path):
     ra, rb = read_losses(tmp_path / "straight"), read_losses(tmp_path / "resumed")
     assert [r["step"] for r in rb] == [str(i) for i in range(1, 21)]
     assert ra == rb
+
+
+def test_checkpoint_round_trips_nested_state_without_pickle(tmp_path):
+    state = {"trainer": {"opt": {"state": {0: {"step": torch.tensor(3.0), "exp_avg": torch.randn(2, 2)}},
+                                 "param_groups": [{"lr": 2e-4, "betas": [0.5, 0.999], "params": [0]}]},
+                         "pool": {}},
+             "step": 7, "lr": 1.5e-4, "args": {"name_A": "warm", "max_steps": None, "flags": [1, 2]},
+             "rng": {"torch": torch.get_rng_state()}}
+    save_checkpoint(tmp_path / "c.safetensors", state)
+    back = load_checkpoint(tmp_path / "c.safetensors")
+    assert list(back["trainer"]["opt"]["state"]) == [0]  # int keys (optimizer parameter ids) stay ints
+    assert torch.equal(back["trainer"]["opt"]["state"][0]["exp_avg"], state["trainer"]["opt"]["state"][0]["exp_avg"])
+    assert torch.equal(back["rng"]["torch"], state["rng"]["torch"])
+    assert back["trainer"]["opt"]["param_groups"] == state["trainer"]["opt"]["param_groups"]
+    assert (back["step"], back["lr"], back["args"], back["trainer"]["pool"]) == (7, 1.5e-4, state["args"], {})
+    with pytest.raises(CheckpointError, match="'a/b'"):  # a key that the layout could not read back
+        save_checkpoint(tmp_path / "d.safetensors", {"a/b": 1})
+    CycleGAN(ngf=4, n_blocks=1).save_pretrained(tmp_path / "model")
+    with pytest.raises(CheckpointError, match="not a cyclegan training checkpoint"):
+        load_checkpoint(tmp_path / "model" / "model.safetensors")
 
 
 def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tiny_data, tmp_path):
