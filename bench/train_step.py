@@ -26,18 +26,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
 
 from baseline import BaselineStep  # noqa: E402
-from cyclegan import CycleGAN, LossWeights  # noqa: E402
+from cyclegan import CycleGAN  # noqa: E402
 from cyclegan.training import Trainer  # noqa: E402
 
 
 def variants(model: CycleGAN, device: str) -> dict:
     """name -> a step function taking (real_A, real_B) and returning the losses."""
-    out = {"baseline (reference order, eager fp32)": BaselineStep(copy.deepcopy(model).to(device), LossWeights())}
-    out["ours: shared passes + foreach Adam"] = Trainer(copy.deepcopy(model), LossWeights(), device=device).train_step
-    out["ours + channels_last"] = Trainer(copy.deepcopy(model), LossWeights(), device=device,
+    out = {"baseline (reference order, eager fp32)": BaselineStep(copy.deepcopy(model).to(device))}
+    out["ours: shared passes + foreach Adam"] = Trainer(copy.deepcopy(model), device=device).train_step
+    out["ours + channels_last"] = Trainer(copy.deepcopy(model), device=device,
                                           channels_last=True).train_step
     if device == "cuda":
-        out["ours + bf16 autocast + channels_last"] = Trainer(copy.deepcopy(model), LossWeights(), device=device,
+        out["ours + bf16 autocast + channels_last"] = Trainer(copy.deepcopy(model), device=device,
                                                              bf16=True, channels_last=True).train_step
     return out
 
