@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from cyclegan.explain import (ABLATIONS, DEFAULT_MAX_SIDE, Explanation, ablation_models, compare,
-                              default_model_path, explain_steps, load_model, random_model, with_onnxruntime)
+                              default_model_path, explain_steps, load_model, random_model)
+from cyclegan.backends import with_onnxruntime
 from cyclegan.images import DEFAULT_MAX_PIXELS, ImageError, list_images, write_png_once
 from cyclegan.model import CycleGAN
 
