@@ -73,8 +73,12 @@ class HubLoadError(ModelLoadError):
     kind = "hub-error"
 
 
-def _mb(n: int) -> str:
-    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n} bytes"
+def human_bytes(n: float) -> str:
+    """1234567 -> "1.2 MB" (decimal units, as the Hub shows file sizes)."""
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{int(n)} bytes"
+
+
+_mb = human_bytes
 
 
 # -- what a spec is ---------------------------------------------------------------------------------------------

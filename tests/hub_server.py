@@ -175,7 +175,9 @@ def validate_card_metadata(content: str) -> list[str]:
             errors.append(f'"{key}" must be a string')
     if isinstance(meta.get("pipeline_tag"), str) and meta["pipeline_tag"] not in PIPELINE_TAGS:
         errors.append(f'"pipeline_tag" must be a known task, got {meta["pipeline_tag"]!r}')
-    for key in ("tags", "datasets"):
+    if "sdk" in meta and meta["sdk"] not in ("gradio", "docker", "static"):
+        errors.append(f'"sdk" must be one of gradio, docker, static, got {meta["sdk"]!r}')
+    for key in ("tags", "datasets", "models"):
         if key in meta and not (isinstance(meta[key], list) and all(isinstance(t, str) for t in meta[key])):
             errors.append(f'"{key}" must be a list of strings')
     if meta.get("license") == "other" and not meta.get("license_name"):
