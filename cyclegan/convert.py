@@ -109,19 +109,11 @@ def normalize(state: dict[str, torch.Tensor], source: str = "state dict") -> tup
         raise ConversionError(f"{source}: residual blocks at model.{blocks}; expected consecutive indices from "
                               f"model.{FIRST_BLOCK}")
 
+    from .model import state_dict_mismatch
+
     expected = ResnetGenerator(ngf=info["ngf"], n_blocks=info["n_blocks"]).state_dict()
-    missing = [k for k in expected if k not in out]
-    unexpected = [origin[k] for k in out if k not in expected]
-    wrong = [f"{origin[k]}: file {tuple(out[k].shape)} vs expected {tuple(expected[k].shape)}"
-             for k in expected if k in out and out[k].shape != expected[k].shape]
+    problems = state_dict_mismatch(expected, out, shown_as=origin, limit=None)
     not_float = [origin[k] for k in out if k in expected and not out[k].is_floating_point()]
-    problems = []
-    if missing:
-        problems.append("missing tensors: " + ", ".join(missing))
-    if unexpected:
-        problems.append("unexpected tensors: " + ", ".join(unexpected))
-    if wrong:
-        problems.append("mis-shaped tensors: " + "; ".join(wrong))
     if not_float:
         problems.append("non-floating-point tensors: " + ", ".join(not_float))
     if problems:
@@ -179,7 +171,8 @@ def save_converted(model, record: dict, out: str | Path, repo_id: str | None = N
     model.save_pretrained(out)
     (out / "conversion.json").write_text(json.dumps(record, indent=2))
     n_params = sum(p.numel() for p in model.parameters())
-    write_card(out, model_card(model.config, repo_id=repo_id or str(out), n_params=n_params, converted=record))
+    write_card(out, model_card(model.config.to_dict(), repo_id=repo_id, local_path=None if repo_id else out,
+                               n_params=n_params, converted=record))
     return out
 
 

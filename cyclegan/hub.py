@@ -83,7 +83,7 @@ def prepare(path: str | Path, repo_id: str | None, app_url: str | None = None) -
         shutil.copyfile(losses, model_dir / LOSSES_FILE)
     text = model_card(config, repo_id=repo_id, run=run, metrics=metrics, n_params=n_params,
                       samples=(model_dir / SAMPLES_FILE).is_file(), losses_plot=(model_dir / LOSSES_FILE).is_file(),
-                      converted=converted, app_url=app_url)
+                      converted=converted, app_url=app_url, local_path=model_dir)
     write_card(model_dir, text)
 
     files = [model_dir / n for n in (CONFIG, WEIGHTS, "README.md", SAMPLES_FILE, LOSSES_FILE, "conversion.json")]
