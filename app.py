@@ -399,8 +399,8 @@ WHY_BOTH = ("The same recipe and budget, with part of the objective removed (mod
 
 
 def privacy_note(settings: Settings) -> str:
-    minutes = settings.cache_ttl_s / 60
-    span = f"{minutes:g} minutes" if minutes < 120 else f"{minutes / 60:g} hours"
+    ttl = settings.cache_ttl_s
+    span = (f"{ttl} seconds" if ttl < 120 else f"{ttl / 60:g} minutes" if ttl < 7200 else f"{ttl / 3600:g} hours")
     return sentence(f"Uploads and results are deleted from the server after {span}")
 
 
@@ -633,6 +633,10 @@ class App:
         return gr.Radio(choices=[(model.direction_label(d).replace("->", "→"), d) for d in ("AtoB", "BtoA")],
                         value=value)
 
+    def relabel(self, direction, model_key):
+        """The panels and the sidebar named after the generators of this direction."""
+        return self.labelled(self.entry(model_key)[0].model, direction or "AtoB")
+
     def labelled(self, model: CycleGAN, direction: str, values: dict | None = None) -> dict:
         """The panels relabelled for this model and direction; with `values`, also their new images (None
         clears a panel)."""
@@ -642,6 +646,10 @@ class App:
             kw = dict(label=label, visible=model.D_A is not None) if k == "realness" else dict(label=label)
             out[c[k]] = gr.Image(value=values.get(k), **kw) if values is not None else gr.Image(**kw)
         out[c["sidebar"]] = sidebar(model, direction)
+        nm = names(model, direction)
+        for name in self.models.ablation_folders():
+            out[c[f"abl_{name}_fake"]] = gr.Image(label=f"{nm['G']}(x)")
+            out[c[f"abl_{name}_rec"]] = gr.Image(label=f"{nm['F']}({nm['G']}(x))")
         return out
 
     # handlers
@@ -652,7 +660,7 @@ class App:
         model = entry.model
         src = upload_source(image)
         if src is None:
-            yield {c["status"]: "**Drop, paste or upload an image first.**", **self.labelled(model, direction)}
+            yield {c["status"]: "**Drop, paste or upload an image first.**"}
             return
         request = (src if isinstance(src, str) else hash(src), direction, float(noise or 0), model_key, id(model))
         if state is not None and state[0] == request:
@@ -663,9 +671,10 @@ class App:
             steps = explain_steps(model, src, direction, noise=float(noise or 0), max_side=self.side(model),
                                   max_pixels=self.settings.max_pixels)
             ex = next(steps)
-            values = {"real": self.panels.png(ex.real, "x"), "fake": self.panels.png(ex.fake, "G_x")}
-            first = {**self.labelled(model, direction, values), c["numbers_json"]: None, c["status"]: note,
-                     c["numbers"]: "*G(x) is ready; computing the reconstruction, identity and maps…*"}
+            first = {**{c[k]: None for k in ("rec", "idt", "cycle", "identity", "realness", "numbers_json")},
+                     c["real"]: self.panels.png(ex.real, "x"), c["fake"]: self.panels.png(ex.fake, "G_x"),
+                     c["numbers"]: "*G(x) is ready; computing the reconstruction, identity and maps…*",
+                     c["status"]: note}
             yield first
             ex = next(steps)
         except Exception as e:
@@ -686,7 +695,7 @@ class App:
                 c["realness"]: p.png(realness, "realness"), c["error_bar"]: p.png(ex.error_colorbar, "error_scale"),
                 c["realness_bar"]: p.png(ex.realness_colorbar, "realness_scale"),
                 c["numbers"]: numbers_markdown(ex, entry.model), c["numbers_json"]: ex.numbers,
-                c["slider"]: (real, fake)}
+                c["slider"]: (real, fake), c["sidebar"]: sidebar(entry.model, ex.direction)}
 
     def choose_model(self, spec, model_key, progress=gr.Progress()):
         """The picker or the box: loads the model (released pairs are downloaded and converted once, with
@@ -753,12 +762,9 @@ class App:
             for name, model in models.items():
                 ex = explain(model, src, direction, max_side=self.settings.large_model_side,
                              max_pixels=self.settings.max_pixels)
-                nm = names(model, direction)
-                out[c[f"abl_{name}_fake"]] = gr.Image(value=self.panels.png(ex.fake, f"{name}_G_x"),
-                                                      label=f"{nm['G']}(x)")
-                out[c[f"abl_{name}_rec"]] = gr.Image(value=self.panels.png(ex.rec, f"{name}_F_G_x"),
-                                                     label=f"{nm['F']}({nm['G']}(x)) · cycle L1 "
-                                                           f"{ex.numbers['cycle_l1']:.3f}")
+                out[c[f"abl_{name}_fake"]] = self.panels.png(ex.fake, f"{name}_G_x")
+                out[c[f"abl_{name}_rec"]] = self.panels.png(ex.rec, f"{name}_F_G_x")
+                out[c[f"abl_{name}_numbers"]] = f"cycle L1 {ex.numbers['cycle_l1']:.3f}"
         except Exception as e:
             raise page_error(e, src) from None
         return out
@@ -892,9 +898,10 @@ class App:
                                 with gr.Row(equal_height=True):
                                     akw = dict(type="numpy", format="png", interactive=False, height=180,
                                                elem_classes="panel")
-                                    c[f"abl_{name}_fake"] = gr.Image(label="G(x)", elem_id=f"abl-{name}-fake", **akw)
-                                    c[f"abl_{name}_rec"] = gr.Image(label="F(G(x))", elem_id=f"abl-{name}-rec",
+                                    c[f"abl_{name}_fake"] = gr.Image(label="G_AB(x)", elem_id=f"abl-{name}-fake", **akw)
+                                    c[f"abl_{name}_rec"] = gr.Image(label="G_BA(G_AB(x))", elem_id=f"abl-{name}-rec",
                                                                     **akw)
+                                c[f"abl_{name}_numbers"] = gr.Markdown("", elem_classes="ablation-caption")
             gr.Markdown(privacy_note(s), elem_id="privacy")
 
             # events
@@ -906,16 +913,19 @@ class App:
                       trigger_mode="always_last", concurrency_id="short", concurrency_limit=s.concurrency)
             gr.on([c["image"].upload, c["direction"].input, c["noise"].release, c["overlay"].input],
                   api_name="explain", **ev)
-            relabel = [c[k] for k in ("real", "fake", "rec", "idt", "cycle", "identity", "realness", "sidebar")]
+            compare_outputs = [c[k] for k in c if k.startswith("abl_")]
+            relabel = [c[k] for k in ("real", "fake", "rec", "idt", "cycle", "identity", "realness", "sidebar")] + [
+                c[k] for k in c if k.startswith("abl_") and not k.endswith("_numbers")]
             choose_outputs = [c[k] for k in ("key", "status", "card", "direction", "state", "picker", "strip",
                                              "examples", "example_rows")] + relabel
             choose = dict(fn=self.choose_model, outputs=choose_outputs, concurrency_id="long",
                           concurrency_limit=s.long_concurrency)
             c["picker"].input(inputs=[c["picker"], c["key"]], api_name="pick_model", **choose)
             gr.on([c["load"].click, c["spec"].submit], inputs=[c["spec"], c["key"]], api_name="load_model", **choose)
+            c["direction"].change(self.relabel, [c["direction"], c["key"]], relabel, queue=False,
+                                  api_visibility="private")
             c["examples"].select(self.pick_example, [c["example_rows"]], [c["image"], c["direction"]],
                                  api_visibility="private").then(api_visibility="private", **ev)
-            compare_outputs = [c[k] for k in c if k.startswith("abl_")]
             compare_btn.click(self.run_compare, [c["image"], c["direction"]], compare_outputs, api_name="compare",
                               preprocess=False, concurrency_id="short")
             c["full"].click(self.full_resolution, [c["image"], c["direction"], c["key"]],
