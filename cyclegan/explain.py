@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .imageio import DEFAULT_MAX_PIXELS, ImageError, load_rgb, pil_to_tensor, tensor_to_uint8
+from .images import DEFAULT_MAX_PIXELS, ImageError, load_rgb, pil_to_tensor, tensor_to_uint8
 from .model import CycleGAN, check_direction
 
 DEFAULT_MAX_SIDE = 512
@@ -176,17 +176,38 @@ def prepare(image, max_side: int | None = DEFAULT_MAX_SIDE, max_pixels: int = DE
     return img, (w, h)
 
 
+def canvas_rules(model: CycleGAN) -> tuple[int, int]:
+    """(multiple, min_side): the generator accepts sides that are multiples of `multiple` (4 for the ResNet
+    generator's two halvings, 2**n for a U-Net with n halvings) and, with the discriminator, at least `min_side`
+    pixels. Read from the model's config (`size_multiple`, `min_side`) when it has them."""
+    cfg = getattr(model, "config", None)
+    multiple, min_side = getattr(cfg, "size_multiple", None), getattr(cfg, "min_side", None)
+    if multiple is None:
+        netG = getattr(model, "netG", "resnet")
+        depth = getattr(cfg, "unet_depth", None) or getattr(model, "n_blocks", 8)
+        multiple = 2 ** depth if netG == "unet" else MULTIPLE
+    return int(multiple), max(int(min_side or 0), MIN_SIDE, int(multiple))
+
+
 def pad_canvas(x: torch.Tensor, multiple: int = MULTIPLE, min_side: int = MIN_SIDE) -> torch.Tensor:
     """Pads NCHW bottom/right to sides that are multiples of `multiple` and at least `min_side`, by reflection
-    (by replication where the image is too small to reflect); crop back with [..., :h, :w]."""
+    (by replication where the image is too small to reflect); crop back with [..., :h, :w]. Get `multiple` and
+    `min_side` for a model from `canvas_rules(model)`."""
     h, w = x.shape[-2:]
-    th = max(math.ceil(h / multiple) * multiple, min_side)
-    tw = max(math.ceil(w / multiple) * multiple, min_side)
+    th = math.ceil(max(h, min_side) / multiple) * multiple
+    tw = math.ceil(max(w, min_side) / multiple) * multiple
     if tw > w:
         x = F.pad(x, (0, tw - w, 0, 0), mode="reflect" if tw - w < w else "replicate")
     if th > h:
         x = F.pad(x, (0, 0, 0, th - h), mode="reflect" if th - h < h else "replicate")
     return x
+
+
+def run_padded(net: torch.nn.Module, x: torch.Tensor, multiple: int, min_side: int) -> torch.Tensor:
+    """`net(x)` for NCHW `x` of any height and width: padded by `pad_canvas`, run, cropped back to x's size.
+    The one inference path for every image size (the app, translate, evaluate, tiles)."""
+    h, w = x.shape[-2:]
+    return net(pad_canvas(x, multiple, min_side))[..., :h, :w]
 
 
 # -- colour maps ---------------------------------------------------------------------------------------------------
@@ -323,7 +344,7 @@ def explain_steps(model: CycleGAN, image, direction: str = "AtoB", *, noise: flo
     # generator on another thread.
     with torch.inference_mode():
         x = pil_to_tensor(img).to(device)
-        xp = pad_canvas(x)
+        xp = pad_canvas(x, *canvas_rules(model))
         yp = G(xp)                                          # pass 1: the translation
         ex.real, ex.fake = np.asarray(img).copy(), tensor_to_uint8(crop(yp))
     yield ex
