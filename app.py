@@ -26,16 +26,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cyclegan import explain as _explain
+from cyclegan import released, render
 from cyclegan.explain import explain, explain_steps
+from cyclegan.images import DEFAULT_MAX_PIXELS, ImageError, list_images, load_rgb, pil_to_tensor, tensor_to_uint8, \
+    write_png_once
+from cyclegan.loading import load_model
 from cyclegan.model import CycleGAN
-
-try:
-    from cyclegan.images import DEFAULT_MAX_PIXELS, ImageError, list_images, load_rgb, pil_to_tensor, \
-        tensor_to_uint8, write_png_once
-except ImportError:  # before the rename (issue 12)
-    from cyclegan.imageio import DEFAULT_MAX_PIXELS, ImageError, list_images, load_rgb, pil_to_tensor, \
-        tensor_to_uint8, write_png_once
+from cyclegan.tiled import generate as tiled_generate
 
 ROOT = Path(__file__).resolve().parent
 log = logging.getLogger("cyclegan.app")
@@ -126,22 +123,14 @@ class Settings:
         return self.threads or len(os.sched_getaffinity(0))
 
 
-# -- package parts that other modules are taking over (issue 12); the newest available is used ----------------------
-def _load_model_fn():
-    try:
-        from cyclegan.loading import load_model
-    except ImportError:
-        from cyclegan.explain import load_model
-    return load_model
-
-
 def model_config(model: CycleGAN) -> dict:
-    cfg = model.config
-    return cfg if isinstance(cfg, dict) else cfg.to_dict()
+    return model.config.to_dict()
 
 
 def random_model() -> CycleGAN:
-    return _explain.random_model()
+    """A tiny model with random weights, so that the app starts even with no trained model at hand."""
+    torch.manual_seed(0)
+    return CycleGAN(ngf=8, n_blocks=3, ndf=8, with_discriminators=True).eval()
 
 
 def accelerate(model: CycleGAN, settings: Settings) -> CycleGAN:
@@ -200,7 +189,7 @@ class Models:
             return Entry(random_model(), "RANDOM WEIGHTS: no trained model found under models/; its outputs mean "
                                          "nothing", "random")
         try:
-            model = _load_model_fn()(spec or str(folder))
+            model = load_model(spec or str(folder))
         except ValueError as e:  # a broken default must not stop the app
             return Entry(random_model(), f"RANDOM WEIGHTS: the default model failed to load ({e})", "random")
         if spec:
@@ -280,56 +269,29 @@ class Models:
             folder = self.ablation_folders().get(name)
             if folder is None:
                 raise ValueError(f"no ablation model {name!r} under {self.settings.models_dir / 'ablation'}")
-            return Entry(_load_model_fn()(str(folder)), f"ablation model models/ablation/{name} "
+            return Entry(load_model(str(folder)), f"ablation model models/ablation/{name} "
                          f"({ABLATIONS[name]})", "ablation", folder)
         if spec.startswith("released/"):
             name = spec.split("/", 1)[1]
             model, origin = load_released(name, self.settings.released_cache, progress)
             return Entry(accelerate(model, self.settings), origin, "released")
-        model = _load_model_fn()(spec)
+        model = load_model(spec)
         folder = Path(spec) if Path(spec).is_dir() else None
         return Entry(accelerate(model, self.settings), model.source, "custom", folder)
 
 
-# -- released reference pairs: cyclegan.released (hub helper) when present, else cyclegan.convert ------------------------
+# -- released reference pairs (cyclegan.released downloads, converts and caches them) -----------------------------------
 def released_pairs() -> list[tuple[str, str]]:
     """(key, "horse <-> zebra") for each released pair of the reference implementation."""
-    try:
-        from cyclegan import released
-        return [(key, label) for key, label in released.pairs()]
-    except ImportError:
-        from cyclegan.convert import PAIRS
-        return [(ab, f"{a} <-> {b}") for ab, _, a, b in PAIRS]
-
-
-_released_lock = threading.Lock()
+    return released.pairs()
 
 
 def load_released(name: str, cache: Path, progress=None) -> tuple[CycleGAN, str]:
-    """The released pair NAME (A -> B file name) downloaded and converted once into `cache`, then loaded strictly."""
-    try:
-        from cyclegan import released
-        model = released.load(name, cache_dir=cache, progress=progress)
-        return model, model.source
-    except ImportError:
-        pass
-    from cyclegan import convert
-    ab, ba, a, b = convert.pair_of(name)
-    out = cache / f"{ab}"
-    with _released_lock:
-        if not (out / "model.safetensors").is_file():
-            if progress:
-                progress(0.1, desc=f"downloading {ab}.pth and {ba}.pth")
-            try:
-                files = [convert.download(n, cache / "pth") for n in (ab, ba)]
-            except convert.ConversionError as e:
-                raise ValueError(str(e).split(". Download it yourself")[0]) from None
-            if progress:
-                progress(0.8, desc="converting")
-            model, record = convert.convert_pair(*files, a, b)
-            convert.save_converted(model, record, out)
-    model = _load_model_fn()(str(out))
-    return model.eval(), f"released pair {ab} + {ba} of the reference implementation (converted, cached)"
+    """The released pair NAME, downloaded and converted on first use (shared by concurrent callers), cached."""
+    pair = released.pair(name)
+    model = released.load(name, cache, progress)
+    return model, (f"released pair {pair.title} of the reference implementation ({pair.a2b} + {pair.b2a}, "
+                   f"converted)")
 
 
 # -- strings -------------------------------------------------------------------------------------------------------
@@ -454,6 +416,23 @@ def numbers_markdown(ex, model: CycleGAN) -> str:
              + (f" (resized from {ex.original_size[0]}×{ex.original_size[1]})" if ex.size != ex.original_size else "")
              + ". These are this direction's three terms for one image; training adds the other direction's three.")
     return text
+
+
+COLORBAR_WIDTH = 480   # pixels; shown at about this width, its 9 pt text stays readable on a projector
+
+
+def error_colorbar() -> np.ndarray:
+    ticks = tuple((v, f"{v:g}{'+' if v == render.ERROR_MAX else ''}\n({round(v * 127.5)}/255)")
+                  for v in np.linspace(0, render.ERROR_MAX, 6))
+    return render.colorbar(*render.ERROR_RANGE, render.ERROR_CMAP, "error per pixel, mean over RGB "
+                           "(in brackets: grey levels)", ticks, width=COLORBAR_WIDTH)
+
+
+def realness_colorbar() -> np.ndarray:
+    lo, hi = render.REALNESS_RANGE
+    ticks = ((lo, f"{lo:g}\nlooks translated"), ((lo + hi) / 2, f"{(lo + hi) / 2:g}"), (hi, f"{hi:g}\nlooks real"))
+    return render.colorbar(lo, hi, render.REALNESS_CMAP, "discriminator's score per patch", ticks,
+                           width=COLORBAR_WIDTH)
 
 
 # -- what the model has seen ---------------------------------------------------------------------------------------
@@ -686,14 +665,14 @@ class App:
 
     def complete(self, ex, entry: Entry, overlay: bool) -> dict:
         c, p = self.c, self.panels
-        cycle = ex.cycle_overlay if overlay else ex.cycle_heat
-        identity = ex.identity_overlay if overlay else ex.identity_heat
-        realness = ex.realness_overlay if overlay else ex.realness_heat
+        cycle = render.heatmap(ex, "cycle_error", overlaid=overlay)
+        identity = render.heatmap(ex, "identity_error", overlaid=overlay)
+        realness = render.heatmap(ex, "realness", overlaid=overlay)
         real, fake = p.png(ex.real, "x"), p.png(ex.fake, "G_x")
         return {c["real"]: real, c["fake"]: fake, c["rec"]: p.png(ex.rec, "F_G_x"), c["idt"]: p.png(ex.idt, "F_x"),
                 c["cycle"]: p.png(cycle, "cycle_error"), c["identity"]: p.png(identity, "identity_error"),
-                c["realness"]: p.png(realness, "realness"), c["error_bar"]: p.png(ex.error_colorbar, "error_scale"),
-                c["realness_bar"]: p.png(ex.realness_colorbar, "realness_scale"),
+                c["realness"]: p.png(realness, "realness"), c["error_bar"]: p.png(error_colorbar(), "error_scale"),
+                c["realness_bar"]: p.png(realness_colorbar() if realness is not None else None, "realness_scale"),
                 c["numbers"]: numbers_markdown(ex, entry.model), c["numbers_json"]: ex.numbers,
                 c["slider"]: (real, fake), c["sidebar"]: sidebar(entry.model, ex.direction)}
 
@@ -743,8 +722,7 @@ class App:
     def ablation_models(self) -> dict[str, CycleGAN]:
         with self._ablation_lock:
             if self._ablations is None:
-                load = _load_model_fn()
-                self._ablations = {n: load(str(f)) for n, f in self.models.ablation_folders().items()}
+                self._ablations = {n: load_model(str(f)) for n, f in self.models.ablation_folders().items()}
             return self._ablations
 
     def run_compare(self, image, direction):
@@ -784,7 +762,6 @@ class App:
         except ImageError as e:
             raise page_error(e, src) from None
         w, h = img.size
-        generate = tiled_generator()
 
         def step(stage: str, share: float):
             def report(done, total=None):
@@ -798,9 +775,9 @@ class App:
         try:
             with torch.inference_mode():
                 x = pil_to_tensor(img)
-                y = generate(G, x, progress=step("translation", 0.5))
+                y = tiled_generate(G, x, progress=step("translation", 0.5))
                 fake = tensor_to_uint8(y)
-                rec = tensor_to_uint8(generate(F, y, progress=step("reconstruction", 0.5)))
+                rec = tensor_to_uint8(tiled_generate(F, y, progress=step("reconstruction", 0.5)))
         except TimeoutError:
             raise refusal(f"The full-resolution job stopped after {cap:g} s, the limit on this server; try a "
                           f"smaller image") from None
@@ -966,23 +943,6 @@ def main() -> None:
         serve(demo, settings)
     finally:
         demo.cyclegan_app.panels.close()
-
-
-def tiled_generator():
-    """cyclegan.tiled.generate (bounded memory at any size) when installed, else one whole-image pass."""
-    try:
-        from cyclegan.tiled import generate
-        return generate
-    except ImportError:
-        from cyclegan.explain import pad_canvas
-
-        def whole(net, x, progress=None, **_):
-            h, w = x.shape[-2:]
-            y = net(pad_canvas(x))[..., :h, :w]
-            if progress:
-                progress(1.0)
-            return y
-        return whole
 
 
 if __name__ == "__main__":
