@@ -315,16 +315,17 @@ def names(model: CycleGAN, direction: str) -> dict:
 
 
 def panel_labels(model: CycleGAN, direction: str) -> dict[str, str]:
+    """Short captions (a panel is about 230 px wide on a 1280 px projector) naming this direction's networks."""
     n = names(model, direction)
     G, F, D = n["G"], n["F"], n["D"]
     return {
-        "real": f"x · your {n['src']}",
-        "fake": f"{G}(x) · {n['src']} → {n['dst']} · adversarial term",
-        "rec": f"{F}({G}(x)) · back to {n['src']} · cycle term",
-        "idt": f"{F}(x) · {n['src']} fed to {F} · identity term",
+        "real": f"x · {n['src']}",
+        "fake": f"{G}(x) · {n['dst']} · adversarial",
+        "rec": f"{F}({G}(x)) · cycle",
+        "idt": f"{F}(x) · identity",
         "cycle": f"cycle error |x − {F}({G}(x))|",
         "identity": f"identity error |x − {F}(x)|",
-        "realness": f"{D}({G}(x)) · {D} ({n['dst']}) realness per patch",
+        "realness": f"{D}({G}(x)) · realness per patch",
     }
 
 
@@ -430,26 +431,27 @@ def error_colorbar() -> np.ndarray:
 
 def realness_colorbar() -> np.ndarray:
     lo, hi = render.REALNESS_RANGE
-    ticks = ((lo, f"{lo:g}\nlooks translated"), ((lo + hi) / 2, f"{(lo + hi) / 2:g}"), (hi, f"{hi:g}\nlooks real"))
+    ticks = ((lo, f"{lo:g}\ntranslated"), ((lo + hi) / 2, f"{(lo + hi) / 2:g}"), (hi, f"{hi:g}\nreal"))
     return render.colorbar(lo, hi, render.REALNESS_CMAP, "discriminator's score per patch", ticks,
                            width=COLORBAR_WIDTH)
 
 
 # -- what the model has seen ---------------------------------------------------------------------------------------
 def training_examples(entry: Entry, default: Entry) -> dict[str, list[str]]:
-    """{domain name: [image paths]} from the model folder's training_examples/ (ablations share the default's)."""
+    """{domain name: [image paths]} from the model folder's training_examples/ (ablations share the default's):
+    files named <domain>_*.jpg (as `python -m cyclegan.photo2sketch strip` writes them) or in <domain>/."""
     folders = [entry.folder] + ([default.folder] if entry.kind == "ablation" else [])
     for folder in folders:
         root = folder / "training_examples" if folder else None
         if root is None or not root.is_dir():
             continue
         m = entry.model
+        images = list_images(root)
         out = {}
-        for domain, alias in ((m.name_A, "A"), (m.name_B, "B")):
-            for sub in (root / domain, root / alias, root / f"train{alias}"):
-                if sub.is_dir():
-                    out[domain] = [str(p) for p in list_images(sub)[:8]]
-                    break
+        for domain in (m.name_A, m.name_B):   # training_examples/<domain>_*.jpg or training_examples/<domain>/
+            found = [p for p in images if p.name.startswith(f"{domain}_") or p.parent.name == domain]
+            if found:
+                out[domain] = [str(p) for p in found[:8]]
         if out:
             return out
     return {}
@@ -585,9 +587,11 @@ CSS = """
 #intro p { margin: 0; }
 .panel img { image-rendering: auto; object-fit: contain; }
 #numbers table { font-size: 0.9em; }
-.colorbar img { object-fit: contain; }
+.colorbar img { width: auto !important; height: auto !important; max-width: 100%; }
 .ablation-caption p { margin: 0; font-size: 0.9em; }
-#training-strip .thumbnail-item { max-height: 72px; }
+#training-strip .grid-container, #examples .grid-container { grid-template-columns: repeat(auto-fill, 110px) !important;
+  grid-template-rows: none !important; grid-auto-rows: 110px !important; }
+#full-files { min-height: 0; }
 """
 
 
@@ -608,9 +612,12 @@ class App:
     def side(self, model: CycleGAN) -> int:
         return display_side(model, self.settings)
 
+    @staticmethod
+    def direction_choices(model: CycleGAN) -> list[tuple[str, str]]:
+        return [(model.direction_label(d).replace("->", "→"), d) for d in ("AtoB", "BtoA")]
+
     def direction_radio(self, model: CycleGAN, value: str = "AtoB"):
-        return gr.Radio(choices=[(model.direction_label(d).replace("->", "→"), d) for d in ("AtoB", "BtoA")],
-                        value=value)
+        return gr.Radio(choices=self.direction_choices(model), value=value)
 
     def relabel(self, direction, model_key):
         """The panels and the sidebar named after the generators of this direction."""
@@ -812,10 +819,11 @@ class App:
                                               elem_id="model-picker", visible=s.model_box != "off",
                                               interactive=True)
                 with gr.Column(scale=2, min_width=240):
-                    c["direction"] = gr.Radio(self.direction_radio(model).choices, value="AtoB", label="direction",
+                    c["direction"] = gr.Radio(self.direction_choices(model), value="AtoB", label="direction",
                                               elem_id="direction")
             with gr.Row(equal_height=True):
-                kw = dict(type="numpy", format="png", interactive=False, elem_classes="panel", height=230)
+                kw = dict(type="numpy", format="png", interactive=False, elem_classes="panel", height=230,
+                          buttons=["download"])
                 c["image"] = gr.Image(label="your image (drop, paste or use the webcam)", type="filepath",
                                       sources=["upload", "clipboard", "webcam"], format="png", elem_id="input-image",
                                       height=230)
@@ -831,9 +839,9 @@ class App:
                         c["identity"] = gr.Image(label=labels["identity"], elem_id="identity-heat", **kw)
                         c["realness"] = gr.Image(label=labels["realness"], elem_id="realness",
                                                  visible=model.D_A is not None, **kw)
-                    with gr.Row():
-                        bar = dict(type="numpy", format="png", interactive=False, show_label=False, height=110,
-                                   buttons=[], elem_classes="colorbar")
+                    with gr.Column():   # stacked: each bar at its own pixel size, its text readable
+                        bar = dict(type="numpy", format="png", interactive=False, show_label=False, buttons=[],
+                                   elem_classes="colorbar", container=False)
                         c["error_bar"] = gr.Image(label="error scale", elem_id="error-bar", **bar)
                         c["realness_bar"] = gr.Image(label="realness scale", elem_id="realness-bar", **bar)
                     c["overlay"] = gr.Checkbox(False, label="overlay the maps on the image", elem_id="overlay")
@@ -855,12 +863,11 @@ class App:
                                           elem_id="full-resolution")
                     c["full_status"] = gr.Markdown("", elem_id="full-status")
                     c["full_files"] = gr.File(label="full-resolution downloads", file_count="multiple",
-                                              elem_id="full-files", interactive=False)
+                                              elem_id="full-files", interactive=False, height=100)
                     c["sidebar"] = gr.Markdown(sidebar(model, "AtoB"), elem_id="sidebar")
-            c["strip"] = gr.Gallery(label="", columns=8, height=110, allow_preview=False, elem_id="training-strip",
-                                    show_label=True, object_fit="contain")
-            c["examples"] = gr.Gallery(label="", columns=8, height=120, allow_preview=False, elem_id="examples",
-                                       object_fit="contain")
+            thumbs = dict(columns=8, height=150, allow_preview=False, object_fit="cover", buttons=[])
+            c["strip"] = gr.Gallery(label="", elem_id="training-strip", **thumbs)
+            c["examples"] = gr.Gallery(label="", elem_id="examples", **thumbs)
             with gr.Accordion("Why both losses? One image through the paper's ablations", open=False,
                               elem_id="why-both"):
                 gr.Markdown(WHY_BOTH)
