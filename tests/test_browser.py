@@ -8,6 +8,7 @@ request: python -m pytest tests/test_browser.py -k projector --update-screenshot
 """
 from __future__ import annotations
 
+import shutil
 import urllib.request
 from pathlib import Path
 
