@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from cyclegan import CycleGAN  # noqa: E402
 from cyclegan.explain import default_model_path, explain_steps, load_model, pad_canvas  # noqa: E402
-from cyclegan.imageio import tensor_to_uint8  # noqa: E402
+from cyclegan.images import tensor_to_uint8  # noqa: E402
 
 
 def pct(values: list[float], q: float) -> float:

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .imageio import DEFAULT_MAX_PIXELS, ImageError, load_rgb, pil_to_tensor, tensor_to_uint8
+from .images import DEFAULT_MAX_PIXELS, ImageError, load_rgb, pil_to_tensor, tensor_to_uint8
 from .model import CycleGAN, check_direction
 
 DEFAULT_MAX_SIDE = 512
@@ -114,48 +114,6 @@ def load_model(spec: str | None) -> CycleGAN:
     return model.eval()
 
 
-class OnnxRuntimeModule(torch.nn.Module):
-    """A network exported to ONNX and run by ONNX Runtime on the CPU, called like the module it replaces
-    (NCHW float32 in, NCHW float32 out, any height and width)."""
-
-    def __init__(self, net: torch.nn.Module, path: str | Path, threads: int | None = None):
-        super().__init__()
-        import onnxruntime as ort
-        path = Path(path)
-        if not path.is_file():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            example = torch.zeros(1, 3, 64, 64)
-            torch.onnx.export(net.eval(), (example,), str(tmp), input_names=["x"], output_names=["y"],
-                              dynamic_axes={"x": {2: "h", 3: "w"}, "y": {2: "h", 3: "w"}})
-            tmp.replace(path)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or torch.get_num_threads()
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.detach().float().cpu().contiguous().numpy()
-        return torch.from_numpy(self.session.run(None, {"x": x})[0])
-
-
-def with_onnxruntime(model: CycleGAN, cache_dir: str | Path, threads: int | None = None) -> CycleGAN:
-    """The same model with both generators run by ONNX Runtime (exported once into cache_dir, keyed by the
-    weights); the discriminators stay in PyTorch. Needs `pip install onnxruntime onnx onnxscript`."""
-    import copy
-    import hashlib
-    fast = copy.copy(model)
-    fast._modules = dict(model._modules)      # a new module table: the original keeps its own generators
-    for name in ("G_AB", "G_BA"):
-        net = getattr(model, name)
-        h = hashlib.sha1()
-        for k, v in net.state_dict().items():
-            h.update(k.encode())
-            h.update(v.detach().cpu().numpy().tobytes())
-        setattr(fast, name, OnnxRuntimeModule(net, Path(cache_dir) / f"{h.hexdigest()[:20]}.onnx", threads))
-    fast.source = f"{model.source} (generators run by ONNX Runtime)"
-    return fast
-
-
 # -- preprocessing ----------------------------------------------------------------------------------------------
 def prepare(image, max_side: int | None = DEFAULT_MAX_SIDE, max_pixels: int = DEFAULT_MAX_PIXELS
             ) -> tuple[Image.Image, tuple[int, int]]:
@@ -176,17 +134,38 @@ def prepare(image, max_side: int | None = DEFAULT_MAX_SIDE, max_pixels: int = DE
     return img, (w, h)
 
 
+def canvas_rules(model: CycleGAN) -> tuple[int, int]:
+    """(multiple, min_side): the generator accepts sides that are multiples of `multiple` (4 for the ResNet
+    generator's two halvings, 2**n for a U-Net with n halvings) and, with the discriminator, at least `min_side`
+    pixels. Read from the model's config (`size_multiple`, `min_side`) when it has them."""
+    cfg = getattr(model, "config", None)
+    multiple, min_side = getattr(cfg, "size_multiple", None), getattr(cfg, "min_side", None)
+    if multiple is None:
+        netG = getattr(model, "netG", "resnet")
+        depth = getattr(cfg, "unet_depth", None) or getattr(model, "n_blocks", 8)
+        multiple = 2 ** depth if netG == "unet" else MULTIPLE
+    return int(multiple), max(int(min_side or 0), MIN_SIDE, int(multiple))
+
+
 def pad_canvas(x: torch.Tensor, multiple: int = MULTIPLE, min_side: int = MIN_SIDE) -> torch.Tensor:
     """Pads NCHW bottom/right to sides that are multiples of `multiple` and at least `min_side`, by reflection
-    (by replication where the image is too small to reflect); crop back with [..., :h, :w]."""
+    (by replication where the image is too small to reflect); crop back with [..., :h, :w]. Get `multiple` and
+    `min_side` for a model from `canvas_rules(model)`."""
     h, w = x.shape[-2:]
-    th = max(math.ceil(h / multiple) * multiple, min_side)
-    tw = max(math.ceil(w / multiple) * multiple, min_side)
+    th = math.ceil(max(h, min_side) / multiple) * multiple
+    tw = math.ceil(max(w, min_side) / multiple) * multiple
     if tw > w:
         x = F.pad(x, (0, tw - w, 0, 0), mode="reflect" if tw - w < w else "replicate")
     if th > h:
         x = F.pad(x, (0, 0, 0, th - h), mode="reflect" if th - h < h else "replicate")
     return x
+
+
+def run_padded(net: torch.nn.Module, x: torch.Tensor, multiple: int, min_side: int) -> torch.Tensor:
+    """`net(x)` for NCHW `x` of any height and width: padded by `pad_canvas`, run, cropped back to x's size.
+    The one inference path for every image size (the app, translate, evaluate, tiles)."""
+    h, w = x.shape[-2:]
+    return net(pad_canvas(x, multiple, min_side))[..., :h, :w]
 
 
 # -- colour maps ---------------------------------------------------------------------------------------------------
@@ -323,7 +302,7 @@ def explain_steps(model: CycleGAN, image, direction: str = "AtoB", *, noise: flo
     # generator on another thread.
     with torch.inference_mode():
         x = pil_to_tensor(img).to(device)
-        xp = pad_canvas(x)
+        xp = pad_canvas(x, *canvas_rules(model))
         yp = G(xp)                                          # pass 1: the translation
         ex.real, ex.fake = np.asarray(img).copy(), tensor_to_uint8(crop(yp))
     yield ex

@@ -12,9 +12,8 @@ from PIL import Image
 from cyclegan import CycleGAN
 from cyclegan.explain import (ERROR_CMAP, ERROR_MAX, MIN_SIDE, _lut, colorize, default_model_path, explain,
                               explain_steps, load_model, pad_canvas)
-from cyclegan.imageio import ImageError, pil_to_tensor
+from cyclegan.images import ImageError, pil_to_tensor
 from cyclegan.losses import cycle_loss, identity_loss, lsgan
-from cyclegan.translate import main as translate_main
 
 
 @pytest.fixture(scope="module")
@@ -179,33 +178,10 @@ def test_load_model(model, tmp_path, monkeypatch):
     assert "RANDOM WEIGHTS" in load_model(None).source
 
 
-def test_translate_cli(model, tmp_path, capsys):
-    model.save_pretrained(tmp_path / "m")
-    src = tmp_path / "in"
-    (src / "sub").mkdir(parents=True)
-    rand_image(50, 30).save(src / "a.jpg")
-    rand_image(20, 40, seed=2).save(src / "sub" / "b.png")
-    (src / "broken.png").write_bytes(b"\x89PNG not really")
-    single = tmp_path / "c.png"
-    rand_image(33, 17, seed=3).save(single)
-    out = tmp_path / "out"
-    rc = translate_main(["--model", str(tmp_path / "m"), "--direction", "BtoA", str(src), str(single),
-                         "--out", str(out), "--reconstructions", "--heatmaps", "--max-side", "40"])
-    assert rc == 1                                                      # broken.png was skipped, the rest done
-    assert "broken.png" in capsys.readouterr().err
-    assert Image.open(out / "a.png").size == (40, 24)
-    assert Image.open(out / "sub" / "b.png").size == (20, 40)
-    for suffix in ("", "_rec", "_idt", "_cycle_error", "_identity_error", "_realness"):
-        assert (out / f"c{suffix}.png").is_file(), suffix
-    # G(x) alone needs one generator pass and writes only NAME.png
-    rc = translate_main(["--model", str(tmp_path / "m"), str(single), "--out", str(tmp_path / "o2")])
-    assert rc == 0 and sorted(p.name for p in (tmp_path / "o2").iterdir()) == ["c.png"]
-
-
 def test_onnxruntime_option_matches_pytorch(model, tmp_path):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
-    from cyclegan.explain import with_onnxruntime
+    from cyclegan.backends import with_onnxruntime
     fast = with_onnxruntime(model, tmp_path)
     assert type(model.G_AB).__name__ == "ResnetGenerator"             # the original keeps its generators
     img = rand_image(53, 37, seed=9)                                  # not the export size: dynamic axes
