@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cyclegan import explain as _explain
+from cyclegan import render
 from cyclegan.explain import explain, explain_steps
 from cyclegan.model import CycleGAN
 
@@ -140,8 +140,28 @@ def model_config(model: CycleGAN) -> dict:
     return cfg if isinstance(cfg, dict) else cfg.to_dict()
 
 
-def random_model() -> CycleGAN:
-    return _explain.random_model()
+def random_model(seed: int = 0) -> CycleGAN:
+    """A tiny model with random weights, so that the app starts even with no trained model at hand."""
+    torch.manual_seed(seed)
+    model = CycleGAN(ngf=8, n_blocks=3, ndf=8, with_discriminators=True).eval()
+    model.source = "RANDOM WEIGHTS (no trained model found): a tiny untrained model, its outputs mean nothing"
+    return model
+
+
+# -- the colour bars: cyclegan.render draws them, the words are the page's --------------------------------------
+def error_colorbar() -> np.ndarray:
+    lo, hi = render.ERROR_RANGE
+    ticks = tuple((v, f"{v:g}\n({round(v * 127.5)}/255)" if v < hi else f"{v:g}+\n({round(v * 127.5)}/255)")
+                  for v in np.linspace(lo, hi, 6))
+    return render.colorbar(lo, hi, render.ERROR_CMAP, "per-pixel error |x - output|, mean over RGB, "
+                           "pixels in [-1, 1] (grey levels in brackets)", ticks)
+
+
+def realness_colorbar() -> np.ndarray:
+    lo, hi = render.REALNESS_RANGE
+    ticks = ((lo, f"{lo:g}\nlooks translated"), ((lo + hi) / 2, f"{(lo + hi) / 2:g}"), (hi, f"{hi:g}\nlooks real"))
+    return render.colorbar(lo, hi, render.REALNESS_CMAP, "discriminator patch score D(G(x)) (LSGAN targets: 0 fake, "
+                           "1 real; clipped)", ticks)
 
 
 def accelerate(model: CycleGAN, settings: Settings) -> CycleGAN:
@@ -677,14 +697,14 @@ class App:
 
     def complete(self, ex, entry: Entry, overlay: bool) -> dict:
         c, p = self.c, self.panels
-        cycle = ex.cycle_overlay if overlay else ex.cycle_heat
-        identity = ex.identity_overlay if overlay else ex.identity_heat
-        realness = ex.realness_overlay if overlay else ex.realness_heat
+        cycle = render.heatmap(ex, "cycle_error", overlaid=overlay)      # only the variant shown is drawn
+        identity = render.heatmap(ex, "identity_error", overlaid=overlay)
+        realness = render.heatmap(ex, "realness", overlaid=overlay)
         real, fake = p.png(ex.real, "x"), p.png(ex.fake, "G_x")
         return {c["real"]: real, c["fake"]: fake, c["rec"]: p.png(ex.rec, "F_G_x"), c["idt"]: p.png(ex.idt, "F_x"),
                 c["cycle"]: p.png(cycle, "cycle_error"), c["identity"]: p.png(identity, "identity_error"),
-                c["realness"]: p.png(realness, "realness"), c["error_bar"]: p.png(ex.error_colorbar, "error_scale"),
-                c["realness_bar"]: p.png(ex.realness_colorbar, "realness_scale"),
+                c["realness"]: p.png(realness, "realness"), c["error_bar"]: p.png(error_colorbar(), "error_scale"),
+                c["realness_bar"]: p.png(realness_colorbar() if ex.realness is not None else None, "realness_scale"),
                 c["numbers"]: numbers_markdown(ex, entry.model), c["numbers_json"]: ex.numbers,
                 c["slider"]: (real, fake)}
 

@@ -216,7 +216,7 @@ def test_loading_models(app, client, tmp_path):
 
 def test_why_both_losses_compares_the_shipped_ablations(app, client):
     from gradio_client import handle_file
-    from cyclegan.explain import ABLATIONS
+    from app import ABLATIONS
     path = write(app[1] / "compare.png", rand_image(60, 40, seed=3))
     gallery = client.predict(handle_file(path), "AtoB", api_name="/compare")
     assert len(gallery) == 2 * len(ABLATIONS)   # G(x) and F(G(x)) for each objective

@@ -35,12 +35,12 @@ def photo(path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    from cyclegan.explain import default_model_path
     tmp = tmp_path_factory.mktemp("browser")
     env = dict(os.environ)
     os.environ.pop("CYCLEGAN_MODEL", None)
     try:
-        model = default_model_path() or tiny_model(tmp / "model")
+        shipped = ROOT / "models" / "default"
+        model = str(shipped) if (shipped / "config.json").is_file() else tiny_model(tmp / "model")
     finally:
         os.environ.clear()
         os.environ.update(env)
