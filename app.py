@@ -26,16 +26,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cyclegan import explain as _explain
+from cyclegan import released, render
 from cyclegan.explain import explain, explain_steps
+from cyclegan.images import DEFAULT_MAX_PIXELS, ImageError, list_images, load_rgb, pil_to_tensor, tensor_to_uint8, \
+    write_png_once
+from cyclegan.loading import load_model
 from cyclegan.model import CycleGAN
-
-try:
-    from cyclegan.images import DEFAULT_MAX_PIXELS, ImageError, list_images, load_rgb, pil_to_tensor, \
-        tensor_to_uint8, write_png_once
-except ImportError:  # before the rename (issue 12)
-    from cyclegan.imageio import DEFAULT_MAX_PIXELS, ImageError, list_images, load_rgb, pil_to_tensor, \
-        tensor_to_uint8, write_png_once
+from cyclegan.tiled import generate as tiled_generate
 
 ROOT = Path(__file__).resolve().parent
 log = logging.getLogger("cyclegan.app")
@@ -126,22 +123,14 @@ class Settings:
         return self.threads or len(os.sched_getaffinity(0))
 
 
-# -- package parts that other modules are taking over (issue 12); the newest available is used ----------------------
-def _load_model_fn():
-    try:
-        from cyclegan.loading import load_model
-    except ImportError:
-        from cyclegan.explain import load_model
-    return load_model
-
-
 def model_config(model: CycleGAN) -> dict:
-    cfg = model.config
-    return cfg if isinstance(cfg, dict) else cfg.to_dict()
+    return model.config.to_dict()
 
 
 def random_model() -> CycleGAN:
-    return _explain.random_model()
+    """A tiny model with random weights, so that the app starts even with no trained model at hand."""
+    torch.manual_seed(0)
+    return CycleGAN(ngf=8, n_blocks=3, ndf=8, with_discriminators=True).eval()
 
 
 def accelerate(model: CycleGAN, settings: Settings) -> CycleGAN:
@@ -200,7 +189,7 @@ class Models:
             return Entry(random_model(), "RANDOM WEIGHTS: no trained model found under models/; its outputs mean "
                                          "nothing", "random")
         try:
-            model = _load_model_fn()(spec or str(folder))
+            model = load_model(spec or str(folder))
         except ValueError as e:  # a broken default must not stop the app
             return Entry(random_model(), f"RANDOM WEIGHTS: the default model failed to load ({e})", "random")
         if spec:
@@ -280,56 +269,29 @@ class Models:
             folder = self.ablation_folders().get(name)
             if folder is None:
                 raise ValueError(f"no ablation model {name!r} under {self.settings.models_dir / 'ablation'}")
-            return Entry(_load_model_fn()(str(folder)), f"ablation model models/ablation/{name} "
+            return Entry(load_model(str(folder)), f"ablation model models/ablation/{name} "
                          f"({ABLATIONS[name]})", "ablation", folder)
         if spec.startswith("released/"):
             name = spec.split("/", 1)[1]
             model, origin = load_released(name, self.settings.released_cache, progress)
             return Entry(accelerate(model, self.settings), origin, "released")
-        model = _load_model_fn()(spec)
+        model = load_model(spec)
         folder = Path(spec) if Path(spec).is_dir() else None
         return Entry(accelerate(model, self.settings), model.source, "custom", folder)
 
 
-# -- released reference pairs: cyclegan.released (hub helper) when present, else cyclegan.convert ------------------------
+# -- released reference pairs (cyclegan.released downloads, converts and caches them) -----------------------------------
 def released_pairs() -> list[tuple[str, str]]:
     """(key, "horse <-> zebra") for each released pair of the reference implementation."""
-    try:
-        from cyclegan import released
-        return [(key, label) for key, label in released.pairs()]
-    except ImportError:
-        from cyclegan.convert import PAIRS
-        return [(ab, f"{a} <-> {b}") for ab, _, a, b in PAIRS]
-
-
-_released_lock = threading.Lock()
+    return released.pairs()
 
 
 def load_released(name: str, cache: Path, progress=None) -> tuple[CycleGAN, str]:
-    """The released pair NAME (A -> B file name) downloaded and converted once into `cache`, then loaded strictly."""
-    try:
-        from cyclegan import released
-        model = released.load(name, cache_dir=cache, progress=progress)
-        return model, model.source
-    except ImportError:
-        pass
-    from cyclegan import convert
-    ab, ba, a, b = convert.pair_of(name)
-    out = cache / f"{ab}"
-    with _released_lock:
-        if not (out / "model.safetensors").is_file():
-            if progress:
-                progress(0.1, desc=f"downloading {ab}.pth and {ba}.pth")
-            try:
-                files = [convert.download(n, cache / "pth") for n in (ab, ba)]
-            except convert.ConversionError as e:
-                raise ValueError(str(e).split(". Download it yourself")[0]) from None
-            if progress:
-                progress(0.8, desc="converting")
-            model, record = convert.convert_pair(*files, a, b)
-            convert.save_converted(model, record, out)
-    model = _load_model_fn()(str(out))
-    return model.eval(), f"released pair {ab} + {ba} of the reference implementation (converted, cached)"
+    """The released pair NAME, downloaded and converted on first use (shared by concurrent callers), cached."""
+    pair = released.pair(name)
+    model = released.load(name, cache, progress)
+    return model, (f"released pair {pair.title} of the reference implementation ({pair.a2b} + {pair.b2a}, "
+                   f"converted)")
 
 
 # -- strings -------------------------------------------------------------------------------------------------------
@@ -353,16 +315,17 @@ def names(model: CycleGAN, direction: str) -> dict:
 
 
 def panel_labels(model: CycleGAN, direction: str) -> dict[str, str]:
+    """Short captions (a panel is about 230 px wide on a 1280 px projector) naming this direction's networks."""
     n = names(model, direction)
     G, F, D = n["G"], n["F"], n["D"]
     return {
-        "real": f"x · your {n['src']}",
-        "fake": f"{G}(x) · {n['src']} → {n['dst']} · adversarial term",
-        "rec": f"{F}({G}(x)) · back to {n['src']} · cycle term",
-        "idt": f"{F}(x) · {n['src']} fed to {F} · identity term",
+        "real": f"x · {n['src']}",
+        "fake": f"{G}(x) · {n['dst']} · adversarial",
+        "rec": f"{F}({G}(x)) · cycle",
+        "idt": f"{F}(x) · identity",
         "cycle": f"cycle error |x − {F}({G}(x))|",
         "identity": f"identity error |x − {F}(x)|",
-        "realness": f"{D}({G}(x)) · {D} ({n['dst']}) realness per patch",
+        "realness": f"{D}({G}(x)) · realness per patch",
     }
 
 
@@ -399,8 +362,8 @@ WHY_BOTH = ("The same recipe and budget, with part of the objective removed (mod
 
 
 def privacy_note(settings: Settings) -> str:
-    minutes = settings.cache_ttl_s / 60
-    span = f"{minutes:g} minutes" if minutes < 120 else f"{minutes / 60:g} hours"
+    ttl = settings.cache_ttl_s
+    span = (f"{ttl} seconds" if ttl < 120 else f"{ttl / 60:g} minutes" if ttl < 7200 else f"{ttl / 3600:g} hours")
     return sentence(f"Uploads and results are deleted from the server after {span}")
 
 
@@ -456,21 +419,39 @@ def numbers_markdown(ex, model: CycleGAN) -> str:
     return text
 
 
+COLORBAR_WIDTH = 480   # pixels; shown at about this width, its 9 pt text stays readable on a projector
+
+
+def error_colorbar() -> np.ndarray:
+    ticks = tuple((v, f"{v:g}{'+' if v == render.ERROR_MAX else ''}\n({round(v * 127.5)}/255)")
+                  for v in np.linspace(0, render.ERROR_MAX, 6))
+    return render.colorbar(*render.ERROR_RANGE, render.ERROR_CMAP, "error per pixel, mean over RGB "
+                           "(in brackets: grey levels)", ticks, width=COLORBAR_WIDTH)
+
+
+def realness_colorbar() -> np.ndarray:
+    lo, hi = render.REALNESS_RANGE
+    ticks = ((lo, f"{lo:g}\ntranslated"), ((lo + hi) / 2, f"{(lo + hi) / 2:g}"), (hi, f"{hi:g}\nreal"))
+    return render.colorbar(lo, hi, render.REALNESS_CMAP, "discriminator's score per patch", ticks,
+                           width=COLORBAR_WIDTH)
+
+
 # -- what the model has seen ---------------------------------------------------------------------------------------
 def training_examples(entry: Entry, default: Entry) -> dict[str, list[str]]:
-    """{domain name: [image paths]} from the model folder's training_examples/ (ablations share the default's)."""
+    """{domain name: [image paths]} from the model folder's training_examples/ (ablations share the default's):
+    files named <domain>_*.jpg (as `python -m cyclegan.photo2sketch strip` writes them) or in <domain>/."""
     folders = [entry.folder] + ([default.folder] if entry.kind == "ablation" else [])
     for folder in folders:
         root = folder / "training_examples" if folder else None
         if root is None or not root.is_dir():
             continue
         m = entry.model
+        images = list_images(root)
         out = {}
-        for domain, alias in ((m.name_A, "A"), (m.name_B, "B")):
-            for sub in (root / domain, root / alias, root / f"train{alias}"):
-                if sub.is_dir():
-                    out[domain] = [str(p) for p in list_images(sub)[:8]]
-                    break
+        for domain in (m.name_A, m.name_B):   # training_examples/<domain>_*.jpg or training_examples/<domain>/
+            found = [p for p in images if p.name.startswith(f"{domain}_") or p.parent.name == domain]
+            if found:
+                out[domain] = [str(p) for p in found[:8]]
         if out:
             return out
     return {}
@@ -606,9 +587,11 @@ CSS = """
 #intro p { margin: 0; }
 .panel img { image-rendering: auto; object-fit: contain; }
 #numbers table { font-size: 0.9em; }
-.colorbar img { object-fit: contain; }
+.colorbar img { width: auto !important; height: auto !important; max-width: 100%; }
 .ablation-caption p { margin: 0; font-size: 0.9em; }
-#training-strip .thumbnail-item { max-height: 72px; }
+#training-strip .grid-container, #examples .grid-container { grid-template-columns: repeat(auto-fill, 110px) !important;
+  grid-template-rows: none !important; grid-auto-rows: 110px !important; }
+#full-files { min-height: 0; }
 """
 
 
@@ -629,9 +612,16 @@ class App:
     def side(self, model: CycleGAN) -> int:
         return display_side(model, self.settings)
 
+    @staticmethod
+    def direction_choices(model: CycleGAN) -> list[tuple[str, str]]:
+        return [(model.direction_label(d).replace("->", "→"), d) for d in ("AtoB", "BtoA")]
+
     def direction_radio(self, model: CycleGAN, value: str = "AtoB"):
-        return gr.Radio(choices=[(model.direction_label(d).replace("->", "→"), d) for d in ("AtoB", "BtoA")],
-                        value=value)
+        return gr.Radio(choices=self.direction_choices(model), value=value)
+
+    def relabel(self, direction, model_key):
+        """The panels and the sidebar named after the generators of this direction."""
+        return self.labelled(self.entry(model_key)[0].model, direction or "AtoB")
 
     def labelled(self, model: CycleGAN, direction: str, values: dict | None = None) -> dict:
         """The panels relabelled for this model and direction; with `values`, also their new images (None
@@ -642,6 +632,10 @@ class App:
             kw = dict(label=label, visible=model.D_A is not None) if k == "realness" else dict(label=label)
             out[c[k]] = gr.Image(value=values.get(k), **kw) if values is not None else gr.Image(**kw)
         out[c["sidebar"]] = sidebar(model, direction)
+        nm = names(model, direction)
+        for name in self.models.ablation_folders():
+            out[c[f"abl_{name}_fake"]] = gr.Image(label=f"{nm['G']}(x)")
+            out[c[f"abl_{name}_rec"]] = gr.Image(label=f"{nm['F']}({nm['G']}(x))")
         return out
 
     # handlers
@@ -652,7 +646,7 @@ class App:
         model = entry.model
         src = upload_source(image)
         if src is None:
-            yield {c["status"]: "**Drop, paste or upload an image first.**", **self.labelled(model, direction)}
+            yield {c["status"]: "**Drop, paste or upload an image first.**"}
             return
         request = (src if isinstance(src, str) else hash(src), direction, float(noise or 0), model_key, id(model))
         if state is not None and state[0] == request:
@@ -663,9 +657,10 @@ class App:
             steps = explain_steps(model, src, direction, noise=float(noise or 0), max_side=self.side(model),
                                   max_pixels=self.settings.max_pixels)
             ex = next(steps)
-            values = {"real": self.panels.png(ex.real, "x"), "fake": self.panels.png(ex.fake, "G_x")}
-            first = {**self.labelled(model, direction, values), c["numbers_json"]: None, c["status"]: note,
-                     c["numbers"]: "*G(x) is ready; computing the reconstruction, identity and maps…*"}
+            first = {**{c[k]: None for k in ("rec", "idt", "cycle", "identity", "realness", "numbers_json")},
+                     c["real"]: self.panels.png(ex.real, "x"), c["fake"]: self.panels.png(ex.fake, "G_x"),
+                     c["numbers"]: "*G(x) is ready; computing the reconstruction, identity and maps…*",
+                     c["status"]: note}
             yield first
             ex = next(steps)
         except Exception as e:
@@ -677,16 +672,16 @@ class App:
 
     def complete(self, ex, entry: Entry, overlay: bool) -> dict:
         c, p = self.c, self.panels
-        cycle = ex.cycle_overlay if overlay else ex.cycle_heat
-        identity = ex.identity_overlay if overlay else ex.identity_heat
-        realness = ex.realness_overlay if overlay else ex.realness_heat
+        cycle = render.heatmap(ex, "cycle_error", overlaid=overlay)
+        identity = render.heatmap(ex, "identity_error", overlaid=overlay)
+        realness = render.heatmap(ex, "realness", overlaid=overlay)
         real, fake = p.png(ex.real, "x"), p.png(ex.fake, "G_x")
         return {c["real"]: real, c["fake"]: fake, c["rec"]: p.png(ex.rec, "F_G_x"), c["idt"]: p.png(ex.idt, "F_x"),
                 c["cycle"]: p.png(cycle, "cycle_error"), c["identity"]: p.png(identity, "identity_error"),
-                c["realness"]: p.png(realness, "realness"), c["error_bar"]: p.png(ex.error_colorbar, "error_scale"),
-                c["realness_bar"]: p.png(ex.realness_colorbar, "realness_scale"),
+                c["realness"]: p.png(realness, "realness"), c["error_bar"]: p.png(error_colorbar(), "error_scale"),
+                c["realness_bar"]: p.png(realness_colorbar() if realness is not None else None, "realness_scale"),
                 c["numbers"]: numbers_markdown(ex, entry.model), c["numbers_json"]: ex.numbers,
-                c["slider"]: (real, fake)}
+                c["slider"]: (real, fake), c["sidebar"]: sidebar(entry.model, ex.direction)}
 
     def choose_model(self, spec, model_key, progress=gr.Progress()):
         """The picker or the box: loads the model (released pairs are downloaded and converted once, with
@@ -734,8 +729,7 @@ class App:
     def ablation_models(self) -> dict[str, CycleGAN]:
         with self._ablation_lock:
             if self._ablations is None:
-                load = _load_model_fn()
-                self._ablations = {n: load(str(f)) for n, f in self.models.ablation_folders().items()}
+                self._ablations = {n: load_model(str(f)) for n, f in self.models.ablation_folders().items()}
             return self._ablations
 
     def run_compare(self, image, direction):
@@ -753,12 +747,9 @@ class App:
             for name, model in models.items():
                 ex = explain(model, src, direction, max_side=self.settings.large_model_side,
                              max_pixels=self.settings.max_pixels)
-                nm = names(model, direction)
-                out[c[f"abl_{name}_fake"]] = gr.Image(value=self.panels.png(ex.fake, f"{name}_G_x"),
-                                                      label=f"{nm['G']}(x)")
-                out[c[f"abl_{name}_rec"]] = gr.Image(value=self.panels.png(ex.rec, f"{name}_F_G_x"),
-                                                     label=f"{nm['F']}({nm['G']}(x)) · cycle L1 "
-                                                           f"{ex.numbers['cycle_l1']:.3f}")
+                out[c[f"abl_{name}_fake"]] = self.panels.png(ex.fake, f"{name}_G_x")
+                out[c[f"abl_{name}_rec"]] = self.panels.png(ex.rec, f"{name}_F_G_x")
+                out[c[f"abl_{name}_numbers"]] = f"cycle L1 {ex.numbers['cycle_l1']:.3f}"
         except Exception as e:
             raise page_error(e, src) from None
         return out
@@ -778,7 +769,6 @@ class App:
         except ImageError as e:
             raise page_error(e, src) from None
         w, h = img.size
-        generate = tiled_generator()
 
         def step(stage: str, share: float):
             def report(done, total=None):
@@ -792,9 +782,9 @@ class App:
         try:
             with torch.inference_mode():
                 x = pil_to_tensor(img)
-                y = generate(G, x, progress=step("translation", 0.5))
+                y = tiled_generate(G, x, progress=step("translation", 0.5))
                 fake = tensor_to_uint8(y)
-                rec = tensor_to_uint8(generate(F, y, progress=step("reconstruction", 0.5)))
+                rec = tensor_to_uint8(tiled_generate(F, y, progress=step("reconstruction", 0.5)))
         except TimeoutError:
             raise refusal(f"The full-resolution job stopped after {cap:g} s, the limit on this server; try a "
                           f"smaller image") from None
@@ -829,10 +819,11 @@ class App:
                                               elem_id="model-picker", visible=s.model_box != "off",
                                               interactive=True)
                 with gr.Column(scale=2, min_width=240):
-                    c["direction"] = gr.Radio(self.direction_radio(model).choices, value="AtoB", label="direction",
+                    c["direction"] = gr.Radio(self.direction_choices(model), value="AtoB", label="direction",
                                               elem_id="direction")
             with gr.Row(equal_height=True):
-                kw = dict(type="numpy", format="png", interactive=False, elem_classes="panel", height=230)
+                kw = dict(type="numpy", format="png", interactive=False, elem_classes="panel", height=230,
+                          buttons=["download"])
                 c["image"] = gr.Image(label="your image (drop, paste or use the webcam)", type="filepath",
                                       sources=["upload", "clipboard", "webcam"], format="png", elem_id="input-image",
                                       height=230)
@@ -848,9 +839,9 @@ class App:
                         c["identity"] = gr.Image(label=labels["identity"], elem_id="identity-heat", **kw)
                         c["realness"] = gr.Image(label=labels["realness"], elem_id="realness",
                                                  visible=model.D_A is not None, **kw)
-                    with gr.Row():
-                        bar = dict(type="numpy", format="png", interactive=False, show_label=False, height=110,
-                                   buttons=[], elem_classes="colorbar")
+                    with gr.Column():   # stacked: each bar at its own pixel size, its text readable
+                        bar = dict(type="numpy", format="png", interactive=False, show_label=False, buttons=[],
+                                   elem_classes="colorbar", container=False)
                         c["error_bar"] = gr.Image(label="error scale", elem_id="error-bar", **bar)
                         c["realness_bar"] = gr.Image(label="realness scale", elem_id="realness-bar", **bar)
                     c["overlay"] = gr.Checkbox(False, label="overlay the maps on the image", elem_id="overlay")
@@ -872,12 +863,11 @@ class App:
                                           elem_id="full-resolution")
                     c["full_status"] = gr.Markdown("", elem_id="full-status")
                     c["full_files"] = gr.File(label="full-resolution downloads", file_count="multiple",
-                                              elem_id="full-files", interactive=False)
+                                              elem_id="full-files", interactive=False, height=100)
                     c["sidebar"] = gr.Markdown(sidebar(model, "AtoB"), elem_id="sidebar")
-            c["strip"] = gr.Gallery(label="", columns=8, height=110, allow_preview=False, elem_id="training-strip",
-                                    show_label=True, object_fit="contain")
-            c["examples"] = gr.Gallery(label="", columns=8, height=120, allow_preview=False, elem_id="examples",
-                                       object_fit="contain")
+            thumbs = dict(columns=8, height=150, allow_preview=False, object_fit="cover", buttons=[])
+            c["strip"] = gr.Gallery(label="", elem_id="training-strip", **thumbs)
+            c["examples"] = gr.Gallery(label="", elem_id="examples", **thumbs)
             with gr.Accordion("Why both losses? One image through the paper's ablations", open=False,
                               elem_id="why-both"):
                 gr.Markdown(WHY_BOTH)
@@ -892,9 +882,10 @@ class App:
                                 with gr.Row(equal_height=True):
                                     akw = dict(type="numpy", format="png", interactive=False, height=180,
                                                elem_classes="panel")
-                                    c[f"abl_{name}_fake"] = gr.Image(label="G(x)", elem_id=f"abl-{name}-fake", **akw)
-                                    c[f"abl_{name}_rec"] = gr.Image(label="F(G(x))", elem_id=f"abl-{name}-rec",
+                                    c[f"abl_{name}_fake"] = gr.Image(label="G_AB(x)", elem_id=f"abl-{name}-fake", **akw)
+                                    c[f"abl_{name}_rec"] = gr.Image(label="G_BA(G_AB(x))", elem_id=f"abl-{name}-rec",
                                                                     **akw)
+                                c[f"abl_{name}_numbers"] = gr.Markdown("", elem_classes="ablation-caption")
             gr.Markdown(privacy_note(s), elem_id="privacy")
 
             # events
@@ -906,16 +897,19 @@ class App:
                       trigger_mode="always_last", concurrency_id="short", concurrency_limit=s.concurrency)
             gr.on([c["image"].upload, c["direction"].input, c["noise"].release, c["overlay"].input],
                   api_name="explain", **ev)
-            relabel = [c[k] for k in ("real", "fake", "rec", "idt", "cycle", "identity", "realness", "sidebar")]
+            compare_outputs = [c[k] for k in c if k.startswith("abl_")]
+            relabel = [c[k] for k in ("real", "fake", "rec", "idt", "cycle", "identity", "realness", "sidebar")] + [
+                c[k] for k in c if k.startswith("abl_") and not k.endswith("_numbers")]
             choose_outputs = [c[k] for k in ("key", "status", "card", "direction", "state", "picker", "strip",
                                              "examples", "example_rows")] + relabel
             choose = dict(fn=self.choose_model, outputs=choose_outputs, concurrency_id="long",
                           concurrency_limit=s.long_concurrency)
             c["picker"].input(inputs=[c["picker"], c["key"]], api_name="pick_model", **choose)
             gr.on([c["load"].click, c["spec"].submit], inputs=[c["spec"], c["key"]], api_name="load_model", **choose)
+            c["direction"].change(self.relabel, [c["direction"], c["key"]], relabel, queue=False,
+                                  api_visibility="private")
             c["examples"].select(self.pick_example, [c["example_rows"]], [c["image"], c["direction"]],
                                  api_visibility="private").then(api_visibility="private", **ev)
-            compare_outputs = [c[k] for k in c if k.startswith("abl_")]
             compare_btn.click(self.run_compare, [c["image"], c["direction"]], compare_outputs, api_name="compare",
                               preprocess=False, concurrency_id="short")
             c["full"].click(self.full_resolution, [c["image"], c["direction"], c["key"]],
@@ -956,23 +950,6 @@ def main() -> None:
         serve(demo, settings)
     finally:
         demo.cyclegan_app.panels.close()
-
-
-def tiled_generator():
-    """cyclegan.tiled.generate (bounded memory at any size) when installed, else one whole-image pass."""
-    try:
-        from cyclegan.tiled import generate
-        return generate
-    except ImportError:
-        from cyclegan.explain import pad_canvas
-
-        def whole(net, x, progress=None, **_):
-            h, w = x.shape[-2:]
-            y = net(pad_canvas(x))[..., :h, :w]
-            if progress:
-                progress(1.0)
-            return y
-        return whole
 
 
 if __name__ == "__main__":
