@@ -794,7 +794,7 @@ class App:
         nm = names(model, direction)
         files = [self.panels.png(fake, f"{stem}_{nm['G']}"), self.panels.png(rec, f"{stem}_{nm['F']}_{nm['G']}")]
         return {self.c["full_files"]: files,
-                self.c["full_status"]: sentence(f"{nm['G']}(x) and {nm['F']}({nm['G']}(x)) at {w}×{h}, in "
+                self.c["full_status"]: sentence(f"`{nm['G']}(x)` and `{nm['F']}({nm['G']}(x))` at {w}×{h}, in "
                                                 f"{time.monotonic() - start:.1f} s")}
 
     # -- layout ------------------------------------------------------------------------------------------------
@@ -881,7 +881,7 @@ class App:
                                             elem_classes="ablation-caption")
                                 with gr.Row(equal_height=True):
                                     akw = dict(type="numpy", format="png", interactive=False, height=180,
-                                               elem_classes="panel")
+                                               elem_classes="panel", buttons=["download"])
                                     c[f"abl_{name}_fake"] = gr.Image(label="G_AB(x)", elem_id=f"abl-{name}-fake", **akw)
                                     c[f"abl_{name}_rec"] = gr.Image(label="G_BA(G_AB(x))", elem_id=f"abl-{name}-rec",
                                                                     **akw)
