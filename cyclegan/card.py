@@ -64,7 +64,7 @@ def _arch(config: dict, n_params: int | None) -> str:
     if config.get("netG", "resnet") == "resnet":
         g = f"ResNet generator (ngf {config.get('ngf')}, {config.get('n_blocks')} residual blocks, instance norm)"
     else:
-        g = f"U-Net generator (ngf {config.get('ngf')}, {config.get('n_blocks')} halvings)"
+        g = f"U-Net generator (ngf {config.get('ngf')}, {config.get('unet_depth', config.get('n_blocks'))} halvings)"
     if config.get("use_dropout"):
         g += ", dropout 0.5 while training"
     return g + (f"; {n_params:,} parameters in this file" if n_params else "")

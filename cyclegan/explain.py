@@ -114,48 +114,6 @@ def load_model(spec: str | None) -> CycleGAN:
     return model.eval()
 
 
-class OnnxRuntimeModule(torch.nn.Module):
-    """A network exported to ONNX and run by ONNX Runtime on the CPU, called like the module it replaces
-    (NCHW float32 in, NCHW float32 out, any height and width)."""
-
-    def __init__(self, net: torch.nn.Module, path: str | Path, threads: int | None = None):
-        super().__init__()
-        import onnxruntime as ort
-        path = Path(path)
-        if not path.is_file():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            example = torch.zeros(1, 3, 64, 64)
-            torch.onnx.export(net.eval(), (example,), str(tmp), input_names=["x"], output_names=["y"],
-                              dynamic_axes={"x": {2: "h", 3: "w"}, "y": {2: "h", 3: "w"}})
-            tmp.replace(path)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or torch.get_num_threads()
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.detach().float().cpu().contiguous().numpy()
-        return torch.from_numpy(self.session.run(None, {"x": x})[0])
-
-
-def with_onnxruntime(model: CycleGAN, cache_dir: str | Path, threads: int | None = None) -> CycleGAN:
-    """The same model with both generators run by ONNX Runtime (exported once into cache_dir, keyed by the
-    weights); the discriminators stay in PyTorch. Needs `pip install onnxruntime onnx onnxscript`."""
-    import copy
-    import hashlib
-    fast = copy.copy(model)
-    fast._modules = dict(model._modules)      # a new module table: the original keeps its own generators
-    for name in ("G_AB", "G_BA"):
-        net = getattr(model, name)
-        h = hashlib.sha1()
-        for k, v in net.state_dict().items():
-            h.update(k.encode())
-            h.update(v.detach().cpu().numpy().tobytes())
-        setattr(fast, name, OnnxRuntimeModule(net, Path(cache_dir) / f"{h.hexdigest()[:20]}.onnx", threads))
-    fast.source = f"{model.source} (generators run by ONNX Runtime)"
-    return fast
-
-
 # -- preprocessing ----------------------------------------------------------------------------------------------
 def prepare(image, max_side: int | None = DEFAULT_MAX_SIDE, max_pixels: int = DEFAULT_MAX_PIXELS
             ) -> tuple[Image.Image, tuple[int, int]]:

@@ -31,6 +31,10 @@ class ImageError(ValueError):
     """An input that is not a usable image; the message says what is wrong, for people."""
 
 
+class ImageTooLarge(ImageError):
+    """An image with more pixels than the caller's limit (or PIL's decompression-bomb limit)."""
+
+
 _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 _ICC_MODES = {"RGB": "RGB", "RGBA": "RGBA", "CMYK": "RGB", "L": "RGB"}   # image mode -> mode after conversion
 
@@ -112,7 +116,7 @@ def load_rgb(source: str | Path | bytes | Image.Image, max_pixels: int = DEFAULT
         try:
             img = Image.open(fp)
         except Image.DecompressionBombError as e:
-            raise ImageError(f"{name}: too large to decode safely ({e})") from None
+            raise ImageTooLarge(f"{name}: too large to decode safely ({e})") from None
         except Exception as e:  # PIL raises UnidentifiedImageError, OSError, SyntaxError...
             if not HEIF_READER and isinstance(source, (str, Path)) and Path(source).suffix.lower() in HEIF_EXTENSIONS:
                 raise ImageError(f"{name}: reading HEIC/HEIF photos needs pillow-heif: pip install pillow-heif"
@@ -120,7 +124,7 @@ def load_rgb(source: str | Path | bytes | Image.Image, max_pixels: int = DEFAULT
             raise ImageError(f"{name}: not an image file PIL can read ({type(e).__name__})") from None
     w, h = img.size
     if w * h > max_pixels:
-        raise ImageError(f"{name}: {w}x{h} pixels is more than the limit of {max_pixels:,} pixels")
+        raise ImageTooLarge(f"{name}: {w}x{h} pixels is more than the limit of {max_pixels:,} pixels")
     if w < 1 or h < 1:
         raise ImageError(f"{name}: the image has no pixels")
     try:

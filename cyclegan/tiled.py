@@ -27,7 +27,6 @@ from `cyclegan.networks`, in inference (dropout off). Another module raises Type
 """
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 from dataclasses import dataclass
@@ -56,18 +55,10 @@ def size_multiple(net: nn.Module) -> int:
     raise TypeError(f"tiled inference supports ResnetGenerator and UnetGenerator, not {type(net).__name__}")
 
 
-def pad_to_multiple(x: torch.Tensor, multiple: int, min_side: int) -> torch.Tensor:
-    """NCHW padded at the bottom and right to sides that are multiples of `multiple` (and >= min_side) by
-    reflection, or by replication where the image is too small to reflect; crop back with [..., :h, :w].
-    The same rule as the app's inference path (`cyclegan.explain.pad_canvas`)."""
-    h, w = x.shape[-2:]
-    th = max(math.ceil(h / multiple) * multiple, min_side)
-    tw = max(math.ceil(w / multiple) * multiple, min_side)
-    if tw > w:
-        x = F.pad(x, (0, tw - w, 0, 0), mode="reflect" if tw - w < w else "replicate")
-    if th > h:
-        x = F.pad(x, (0, 0, 0, th - h), mode="reflect" if th - h < h else "replicate")
-    return x
+def min_side(net: nn.Module) -> int:
+    """The smallest input side `generate` pads to: the multiple, and at least 8 for the ResNet (whose 1/4
+    resolution layers reflect-pad by 1, which needs 2 pixels there)."""
+    return max(size_multiple(net), 8)
 
 
 # -- storage of whole activations ---------------------------------------------------------------------------------
@@ -417,7 +408,7 @@ def generate(net: nn.Module, x: torch.Tensor, tile: int = DEFAULT_TILE,
     """`net(x)` for an image of any size, computed tile by tile in bounded memory, with whole-image results.
 
     net: a `ResnetGenerator` (the released reference generators load into it) or `UnetGenerator`, run as in
-        inference (dropout off). Parameters may sit on any device; tiles are moved there and back.
+        inference (dropout off), or cyclegan.backends' ONNX Runtime wrapper of one (its PyTorch layers run). Parameters may sit on any device; tiles are moved there and back.
     x: 1x3xHxW float tensor in [-1, 1], any H, W >= 1 (CPU memory). It is padded at the bottom and right to
         the architecture's multiple (`size_multiple`: 4 for ResNet, 2**num_downs for U-Net) by reflection,
         as the app's inference path does, and the output is cropped back.
@@ -432,13 +423,15 @@ def generate(net: nn.Module, x: torch.Tensor, tile: int = DEFAULT_TILE,
     ValueError for a wrong input shape or tile; OSError if the temporary folder is full.
     Source: instance normalisation, Ulyanov et al. 2016 (arXiv 1607.08022): per image and channel.
     """
+    net = getattr(net, "torch_module", net)       # an ONNX Runtime wrapper (cyclegan.backends): its layers
     if x.dim() != 4 or x.shape[0] != 1:
         raise ValueError(f"generate takes one image as a 1xCxHxW tensor, got shape {tuple(x.shape)}")
     if tile < MIN_TILE:
         raise ValueError(f"tile must be at least {MIN_TILE} pixels, got {tile}")
+    from .explain import pad_canvas      # (here: explain may import this module)
     multiple = size_multiple(net)
     h, w = x.shape[-2:]
-    xp = pad_to_multiple(x.detach().float().cpu(), multiple, max(multiple, 8))
+    xp = pad_canvas(x.detach().float().cpu(), multiple, min_side(net))
     planner = _Planner(xp.shape[2], tile)
     src = _Leaf(xp.shape[1], xp.shape[2], xp.shape[3], xp)
     with torch.inference_mode():

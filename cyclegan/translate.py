@@ -37,7 +37,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from .explain import DEFAULT_MAX_SIDE, explain_steps
-from .images import DEFAULT_MAX_PIXELS, ImageError, list_images
+from .images import DEFAULT_MAX_PIXELS, ImageError, ImageTooLarge, list_images
 from .loading import load_model
 from .render import heatmap
 
@@ -164,7 +164,8 @@ def is_out_of_memory(e: BaseException) -> bool:
 def failure_message(e: BaseException, path: Path, max_side: int, device: str) -> str:
     """One line for a failed input: its file name, what went wrong and, where there is one, what to try."""
     if isinstance(e, ImageError):
-        return str(e) if str(path) in str(e) else f"{path}: {e}"
+        msg = str(e) if str(path) in str(e) else f"{path}: {e}"
+        return msg + (": raise --max-pixels to allow it" if isinstance(e, ImageTooLarge) else "")
     if is_out_of_memory(e):
         try:
             with Image.open(path) as img:
@@ -214,7 +215,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ap.error("--threads must be 0 (torch's default) or positive")
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    elif args.device.startswith("cuda") and not torch.cuda.is_available():
+    try:
+        device = torch.device(args.device)
+    except (RuntimeError, ValueError):
+        ap.error(f"--device {args.device!r} is not a device name: use cpu, cuda or cuda:N")
+    if device.type == "cuda" and not torch.cuda.is_available():
         ap.error(f"--device {args.device}: no CUDA device is available here (use --device cpu)")
     return args
 
@@ -231,10 +236,17 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_NOTHING_DONE
     try:
         model = load_model(args.model).to(args.device)
-    except ValueError as e:
+    except ValueError as e:  # cyclegan.loading's one-line ModelLoadError
         print(e, file=err)
         return EXIT_NOTHING_DONE
+    except (RuntimeError, OSError) as e:  # e.g. a device that exists in name only
+        print(f"could not put the model on {args.device}: {type(e).__name__}: "
+              f"{(str(e).strip().splitlines() or [''])[0][:300]}", file=err)
+        return EXIT_NOTHING_DONE
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        print(f"--out {out} is a file, not a folder: name a folder (it is created if missing)", file=err)
+        return EXIT_NOTHING_DONE
     items = collect(args.inputs, out)
     if not items:
         print("no images found in the inputs", file=err)
@@ -252,10 +264,30 @@ def main(argv: list[str] | None = None) -> int:
         print(e, file=err)
         return EXIT_NOTHING_DONE
 
-    full = args.reconstructions or args.heatmaps
-    failed: list[Path] = []
-    written = 0
     print(f"{model.direction_label(args.direction)} with {model.source}", file=err)
+    failed: list[Path] = []
+    written = [0]
+    try:
+        run(model, items, targets, args, failed, written)
+    except KeyboardInterrupt:
+        print(f"interrupted: wrote {written[0]} file(s) to {out} before stopping; the file being written when "
+              f"it stopped was discarded", file=err)
+        return 130
+    done = len(items) - len(failed)
+    summary = f"wrote {written[0]} file(s) for {done} of {len(items)} input(s) to {out}"
+    if failed:
+        summary += f"; {len(failed)} failed: " + ", ".join(str(p) for p in failed[:5]) + (
+            " ..." if len(failed) > 5 else "")
+    print(summary, file=err)
+    return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def run(model, items: list[Item], targets: list[list[Path]], args: argparse.Namespace, failed: list[Path],
+        written: list[int]) -> None:
+    """Translates each item into its planned files; a failed item is reported, appended to `failed`, and the
+    loop goes on. written[0] counts the files written."""
+    err = sys.stderr
+    full = args.reconstructions or args.heatmaps
     for item, paths in zip(tqdm(items, unit="img", dynamic_ncols=True, file=err), targets):
         try:
             ex = None
@@ -271,20 +303,13 @@ def main(argv: list[str] | None = None) -> int:
                     panels.append(heatmap(ex, "realness"))
             for image, target in zip(panels, paths):
                 write_png(image, target)
-                written += 1
+                written[0] += 1
         except Exception as e:  # one input's failure, whatever it is, must not stop the others
             del ex
             if args.device.startswith("cuda"):
                 torch.cuda.empty_cache()
             tqdm.write(f"failed: {failure_message(e, item.source, args.max_side, args.device)}", file=err)
             failed.append(item.source)
-    done = len(items) - len(failed)
-    summary = f"wrote {written} file(s) for {done} of {len(items)} input(s) to {out}"
-    if failed:
-        summary += f"; {len(failed)} failed: " + ", ".join(str(p) for p in failed[:5]) + (
-            " ..." if len(failed) > 5 else "")
-    print(summary, file=err)
-    return EXIT_SOME_FAILED if failed else EXIT_OK
 
 
 if __name__ == "__main__":

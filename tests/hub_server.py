@@ -30,6 +30,7 @@ import argparse
 import base64
 import hashlib
 import json
+import os
 import re
 import sys
 import threading
@@ -516,6 +517,20 @@ except ImportError:  # pragma: no cover
     pass
 
 
+def detach() -> int:
+    """Forks: the child goes on (returns 0) serving on the socket the parent already bound, so no client can arrive
+    before it listens, with its standard streams on /dev/null (so `$(...)` and pipes do not wait for it); the
+    parent gets the child's pid (to print, then exit). For `--detach`."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+    return pid
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description="A small Hub-compatible server on 127.0.0.1 (in memory) for tests and "
                                             "offline demos. Point huggingface_hub at it with HF_ENDPOINT.")
@@ -523,10 +538,17 @@ def main(argv=None) -> int:
     p.add_argument("--token", default=None, help="accept only this token for writes (default: any token)")
     p.add_argument("--fail-commits", type=int, default=0, metavar="N",
                    help="answer the first N commit requests with a 500 error (simulates a failed upload)")
+    p.add_argument("--detach", action="store_true",
+                   help="serve from a background process and return once the port accepts connections (prints its "
+                        "pid, for `kill PID`)")
     args = p.parse_args(argv)
-    server = HubServer(port=args.port, token=args.token)
+    server = HubServer(port=args.port, token=args.token)  # listening from here on
     if args.fail_commits:
         server.fail("POST", r"^/api/\w+/[^/]+/[^/]+/commit/", times=args.fail_commits)
+    if args.detach and (pid := detach()):
+        print(f"Hub server on {server.url} (HF_ENDPOINT={server.url}), pid {pid}; stop it with: kill {pid}",
+              flush=True)
+        return 0
     print(f"Hub server on {server.url} (HF_ENDPOINT={server.url}); Ctrl-C stops it", flush=True)
     try:
         server.httpd.serve_forever()

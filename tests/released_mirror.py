@@ -10,7 +10,7 @@ of `cyclegan.networks`, so that conversion tests compare two implementations tha
 
     python tests/released_mirror.py --write DIR horse2zebra zebra2horse    # stand-in .pth files (ngf 64, 9 blocks)
     python tests/released_mirror.py --write DIR --all --ngf 8 --n-blocks 3  # every released name, tiny
-    python tests/released_mirror.py --serve DIR --port 8766                 # then CYCLEGAN_PRETRAINED_URL=http://127.0.0.1:8766
+    python tests/released_mirror.py --serve DIR --port 8766 [--detach]      # then CYCLEGAN_PRETRAINED_URL=http://127.0.0.1:8766
 
 Plain Python + torch; no pytest (the README's offline recipe runs it).
 """
@@ -115,6 +115,8 @@ def main(argv=None) -> int:
     p.add_argument("--n-blocks", type=int, default=9, help="residual blocks (released files: 9)")
     p.add_argument("--serve", metavar="DIR", help="serve DIR on 127.0.0.1 until interrupted")
     p.add_argument("--port", type=int, default=8766)
+    p.add_argument("--detach", action="store_true", help="with --serve: serve from a background process and return "
+                                                         "once the port accepts connections (prints its pid)")
     args = p.parse_args(argv)
     if not (args.write or args.serve):
         p.error("give --write DIR and/or --serve DIR")
@@ -129,7 +131,14 @@ def main(argv=None) -> int:
         for path in write_standins(args.write, list(names), args.ngf, args.n_blocks):
             print(f"wrote {path} (stand-in: released layout, random weights, ngf {args.ngf}, {args.n_blocks} blocks)")
     if args.serve:
-        mirror = Mirror(args.serve, args.port)
+        mirror = Mirror(args.serve, args.port)  # listening from here on
+        if args.detach:
+            from hub_server import detach  # same folder
+            pid = detach()
+            if pid:
+                print(f"serving {args.serve} on {mirror.url} (CYCLEGAN_PRETRAINED_URL={mirror.url}), pid {pid}; stop it "
+                      f"with: kill {pid}", flush=True)
+                return 0
         print(f"serving {args.serve} on {mirror.url} (CYCLEGAN_PRETRAINED_URL={mirror.url}); Ctrl-C stops it",
               flush=True)
         try:
@@ -142,5 +151,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
     sys.exit(main())

@@ -3,10 +3,12 @@ switches the direction, compares the ablations, downloads the full-resolution re
 mirror on 127.0.0.1 and captures a webcam frame.
 
 The app is built in this process on the embedded default model (models/) when there is one, else a tiny random
-model. Screenshots go to test-artifacts/ (ignored by git), never over the README's docs/screenshot.png.
+model. Screenshots go to test-artifacts/ (ignored by git); the README's docs/screenshot.png is refreshed only on
+request: python -m pytest tests/test_browser.py -k projector --update-screenshot
 """
 from __future__ import annotations
 
+import shutil
 import urllib.request
 from pathlib import Path
 
@@ -88,7 +90,7 @@ def open_page(browser, url):
     return page, upload
 
 
-def test_projector_layout_labels_in_both_directions_and_training_strip(app):
+def test_projector_layout_labels_in_both_directions_and_training_strip(app, request):
     from playwright.sync_api import sync_playwright
     url, tmp, _ = app
     ARTIFACTS.mkdir(exist_ok=True)
@@ -103,6 +105,8 @@ def test_projector_layout_labels_in_both_directions_and_training_strip(app):
             page.wait_for_timeout(500)
             page.screenshot(path=str(ARTIFACTS / "app-1280x720.png"))
             page.screenshot(path=str(ARTIFACTS / "app-full-page.png"), full_page=True)
+            if request.config.getoption("--update-screenshot"):  # the README's picture, on request only
+                shutil.copyfile(ARTIFACTS / "app-full-page.png", ROOT / "docs" / "screenshot.png")
             # At 1280x720, without scrolling: the input and the four image panels
             assert page.evaluate("() => window.scrollY") == 0
             for elem in ["input-image"] + PANELS:

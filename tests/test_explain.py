@@ -181,7 +181,7 @@ def test_load_model(model, tmp_path, monkeypatch):
 def test_onnxruntime_option_matches_pytorch(model, tmp_path):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
-    from cyclegan.explain import with_onnxruntime
+    from cyclegan.backends import with_onnxruntime
     fast = with_onnxruntime(model, tmp_path)
     assert type(model.G_AB).__name__ == "ResnetGenerator"             # the original keeps its generators
     img = rand_image(53, 37, seed=9)                                  # not the export size: dynamic axes

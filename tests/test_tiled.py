@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from cyclegan.networks import ResnetGenerator, UnetGenerator, init_weights
-from cyclegan.tiled import generate, pad_to_multiple, size_multiple
+from cyclegan.explain import pad_canvas
+from cyclegan.tiled import generate, min_side, size_multiple
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,7 +30,7 @@ def tiny(kind: str) -> nn.Module:
 def whole(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     m = size_multiple(net)
     with torch.no_grad():
-        return net(pad_to_multiple(x, m, max(m, 8)))[..., :x.shape[2], :x.shape[3]]
+        return net(pad_canvas(x, m, min_side(net)))[..., :x.shape[2], :x.shape[3]]
 
 
 @pytest.mark.parametrize("kind", ["resnet", "resnet6-dropout", "unet"])

@@ -272,3 +272,18 @@ def test_no_model_named_is_one_line(tmp_path, capsys, monkeypatch):
     rand_image(40, 30).save(tmp_path / "cat.jpg")
     assert translate_main([str(tmp_path / "cat.jpg"), "--out", str(tmp_path / "o")]) == 2
     assert "--model" in capsys.readouterr().err
+
+
+def test_option_and_output_mistakes_are_one_line(resnet_dir, tmp_path, capsys):
+    rand_image(40, 30).save(tmp_path / "cat.jpg")
+    (tmp_path / "file.png").write_bytes(b"x")
+    rc = translate_main(["--model", str(resnet_dir), str(tmp_path / "cat.jpg"), "--out", str(tmp_path / "file.png")])
+    assert rc == 2 and "is a file, not a folder" in capsys.readouterr().err
+    rc = translate_main(["--model", str(resnet_dir), "--max-pixels", "100", str(tmp_path / "cat.jpg"),
+                         "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "40x30 pixels is more than the limit" in err and "--max-pixels" in err
+    for bad in (["--max-side", "-1"], ["--device", "gpu"]):
+        with pytest.raises(SystemExit) as exit_:
+            translate_main(["--model", str(resnet_dir), *bad, str(tmp_path / "cat.jpg"), "--out", str(tmp_path / "o")])
+        assert exit_.value.code == 2 and bad[0] in capsys.readouterr().err
