@@ -196,6 +196,9 @@ def test_awkward_inputs(model, tmp_path):
         "deep.png": (_encode(Image.fromarray(np.full((20, 30), 40000, np.uint16)), "PNG"), (30, 20)),
         "anim.gif": (_encode(rand_image(30, 20, "P"), "GIF", save_all=True,
                              append_images=[rand_image(30, 20, "P", seed=1)]), (30, 20)),
+        "phone.heic": (_encode(rand_image(30, 20), "HEIF"), (30, 20)),      # iPhone cameras (pillow-heif)
+        "phone.avif": (_encode(rand_image(30, 20), "AVIF"), (30, 20)),
+        "phone.webp": (_encode(rand_image(30, 20), "WEBP"), (30, 20)),
     }
     for name, (data, (w, h)) in cases.items():
         path = tmp_path / name
