@@ -126,8 +126,12 @@ def explain_steps(model: CycleGAN, image, direction: str = "AtoB", *, noise: flo
                   full: bool = True) -> Iterator[Explanation]:
     """Yields the Explanation after G(x) (stage "translated"), then, if `full`, the complete one.
 
-    `noise` (grey levels, 0-255 scale) adds Gaussian noise of that standard deviation to G(x) before F
-    reconstructs it; the clean cycle error is then reported too (one more F pass)."""
+    `image`: a path, bytes, PIL image or HxWx3 array (see `load_input`); `max_side` (pixels, None: keep the
+    size) and `max_pixels` limit it. `noise` (grey levels, 0-255 scale) adds Gaussian noise of that standard
+    deviation to G(x) before F reconstructs it; the clean cycle error is then reported too (one more F pass).
+    `full=False` stops after G(x) (one generator pass). Runs on the model's device.
+    Raises ImageError for an unusable image, ValueError for an unknown direction; running out of memory
+    (MemoryError, torch.OutOfMemoryError) is the caller's to report."""
     direction = check_direction(direction)
     img, original_size = load_input(image, max_side, max_pixels)
     G, Fb = model.generators(direction)
