@@ -274,6 +274,16 @@ def test_no_model_named_is_one_line(tmp_path, capsys, monkeypatch):
     assert "--model" in capsys.readouterr().err
 
 
+def test_heatmaps_without_discriminators_say_what_is_left_out(resnet_dir, tmp_path, capsys):
+    CycleGAN.from_pretrained(resnet_dir).without_discriminators().save_pretrained(tmp_path / "light")
+    rand_image(40, 30).save(tmp_path / "cat.jpg")
+    rc = translate_main(["--model", str(tmp_path / "light"), str(tmp_path / "cat.jpg"), "--out", str(tmp_path / "o"),
+                         "--heatmaps"])
+    assert rc == 0 and "no realness maps" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["cat.png", "cat_cycle_error.png",
+                                                                  "cat_identity_error.png"]
+
+
 def test_option_and_output_mistakes_are_one_line(resnet_dir, tmp_path, capsys):
     rand_image(40, 30).save(tmp_path / "cat.jpg")
     (tmp_path / "file.png").write_bytes(b"x")
