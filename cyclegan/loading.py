@@ -232,7 +232,8 @@ class _DownloadTimeout(Exception):
     pass
 
 
-def _progress_class(deadline: float, cap: int, what: str, progress: Callable[[int, int | None], None] | None):
+def _progress_class(deadline: float, limit_s: float, cap: int, what: str,
+                    progress: Callable[[int, int | None], None] | None):
     """A tqdm class for hf_hub_download that stops a download past its deadline or its size cap, and reports
     progress (bytes done, bytes total) to `progress`."""
     from huggingface_hub.utils import tqdm as hf_tqdm
@@ -243,8 +244,9 @@ def _progress_class(deadline: float, cap: int, what: str, progress: Callable[[in
             if done > cap:
                 raise ModelRefused(f"{what}: the download passed the {_mb(cap)} limit for model weights; stopped")
             if time.monotonic() > deadline:
-                raise _DownloadTimeout(f"{what}: the download took longer than its time limit; stopped (retry, or "
-                                       f"download it with `python -m cyclegan.hub pull` and load the folder)")
+                raise _DownloadTimeout(f"{what}: the download took longer than its time limit ({limit_s:g} s); stopped "
+                                       f"(retry, or download it with `python -m cyclegan.hub pull` and load the "
+                                       f"folder)")
             if progress is not None:
                 progress(done, self.total)
             return super().update(n)
@@ -291,10 +293,10 @@ def _load_hub(repo: str, revision: str | None, *, max_weight_bytes: int, token, 
         with _download_lock(endpoint, repo, commit):
             try:
                 cfg_path = hf_hub_download(repo, CONFIG, revision=commit, token=token,
-                                           tqdm_class=_progress_class(deadline, MAX_CONFIG_BYTES, spec, None))
+                                           tqdm_class=_progress_class(deadline, timeout_s, MAX_CONFIG_BYTES, spec, None))
                 check_config(_read_config(Path(cfg_path), spec), spec)
                 hf_hub_download(repo, WEIGHTS, revision=commit, token=token,
-                                tqdm_class=_progress_class(deadline, max_weight_bytes, spec, progress))
+                                tqdm_class=_progress_class(deadline, timeout_s, max_weight_bytes, spec, progress))
             except ModelLoadError:
                 raise
             except Exception as e:  # noqa: BLE001

@@ -249,3 +249,18 @@ def test_translate_names_the_missing_revision(hub, tmp_path):
     assert r.returncode != 0
     assert "test-user/tiny has no revision 'v9'" in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_a_download_over_its_time_limit_is_stopped(hub, tiny_files, tmp_path):
+    hub.put("test-user/slow", tiny_files)
+    hub.fail("GET", r"^/test-user/slow/resolve/[0-9a-f]+/model.safetensors$", times=10, mode="slow", delay=3)
+    r = run_client(hub, tmp_path, """
+        import json
+        from cyclegan.loading import load_model
+        try:
+            load_model("test-user/slow", timeout_s=1); out = {"ok": True}
+        except ValueError as e:
+            out = {"ok": False, "kind": e.kind, "msg": str(e)}
+        print(json.dumps(out))
+    """)
+    assert not r["ok"] and r["kind"] == "timeout" and "longer than its time limit (1 s)" in r["msg"], r
