@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable
 
+from .config import ConfigError, CycleGANConfig
 from .model import CycleGAN
 
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
@@ -124,10 +125,6 @@ def check_config(config: dict, where: str) -> dict:
     `cyclegan.config.CycleGANConfig.validate()` where it exists). Raises ModelRefused naming the field."""
     if not isinstance(config, dict):
         raise ModelRefused(f"{where}: {CONFIG} must hold a JSON object, found {type(config).__name__}")
-    try:
-        from .config import CycleGANConfig, ConfigError  # the config helper's dataclass (bounds of issue 17)
-    except ImportError:  # pragma: no cover - before cyclegan.config exists
-        return config
     try:
         CycleGANConfig.from_dict(config).validate()
     except ConfigError as e:
@@ -292,8 +289,9 @@ def _load_hub(repo: str, revision: str | None, *, max_weight_bytes: int, token, 
         deadline = time.monotonic() + timeout_s
         with _download_lock(endpoint, repo, commit):
             try:
-                cfg_path = hf_hub_download(repo, CONFIG, revision=commit, token=token,
-                                           tqdm_class=_progress_class(deadline, timeout_s, MAX_CONFIG_BYTES, spec, None))
+                cfg_path = hf_hub_download(
+                    repo, CONFIG, revision=commit, token=token,
+                    tqdm_class=_progress_class(deadline, timeout_s, MAX_CONFIG_BYTES, spec, None))
                 check_config(_read_config(Path(cfg_path), spec), spec)
                 hf_hub_download(repo, WEIGHTS, revision=commit, token=token,
                                 tqdm_class=_progress_class(deadline, timeout_s, max_weight_bytes, spec, progress))

@@ -190,7 +190,6 @@ def test_concurrent_callers_share_one_download_and_the_next_load_uses_the_cache(
 
 
 def test_hostile_config_on_the_hub_is_refused_before_the_weights_download(hub, tiny_files, tmp_path):
-    pytest.importorskip("cyclegan.config")
     cfg = dict(json.loads(tiny_files["config.json"]), ngf=1024)
     hub.put("test-user/hostile", {"config.json": json.dumps(cfg).encode(), "model.safetensors": b"0" * 1000})
     before = len(hub.state.log)
@@ -220,6 +219,12 @@ def test_local_folder_checks(tiny_files, tmp_path):
         load_model(str(tmp_path))
     with pytest.raises(ModelRefused, match="is a file"):
         load_model(str(good / "config.json"))
+    hostile = tmp_path / "hostile"
+    hostile.mkdir()
+    (hostile / "config.json").write_text(json.dumps(dict(json.loads(tiny_files["config.json"]), ngf=1024)))
+    (hostile / "model.safetensors").write_bytes(tiny_files["model.safetensors"])
+    with pytest.raises(ModelRefused, match="ngf"):
+        load_model(str(hostile))
     (pickled / "config.json").write_text("{not json")
     (pickled / "model.safetensors").write_bytes(tiny_files["model.safetensors"])
     with pytest.raises(ModelRefused, match="config.json is not valid JSON"):
