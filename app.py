@@ -794,7 +794,7 @@ class App:
         nm = names(model, direction)
         files = [self.panels.png(fake, f"{stem}_{nm['G']}"), self.panels.png(rec, f"{stem}_{nm['F']}_{nm['G']}")]
         return {self.c["full_files"]: files,
-                self.c["full_status"]: sentence(f"{nm['G']}(x) and {nm['F']}({nm['G']}(x)) at {w}×{h}, in "
+                self.c["full_status"]: sentence(f"`{nm['G']}(x)` and `{nm['F']}({nm['G']}(x))` at {w}×{h}, in "
                                                 f"{time.monotonic() - start:.1f} s")}
 
     # -- layout ------------------------------------------------------------------------------------------------
@@ -881,7 +881,7 @@ class App:
                                             elem_classes="ablation-caption")
                                 with gr.Row(equal_height=True):
                                     akw = dict(type="numpy", format="png", interactive=False, height=180,
-                                               elem_classes="panel")
+                                               elem_classes="panel", buttons=["download"])
                                     c[f"abl_{name}_fake"] = gr.Image(label="G_AB(x)", elem_id=f"abl-{name}-fake", **akw)
                                     c[f"abl_{name}_rec"] = gr.Image(label="G_BA(G_AB(x))", elem_id=f"abl-{name}-rec",
                                                                     **akw)
@@ -902,7 +902,7 @@ class App:
                 c[k] for k in c if k.startswith("abl_") and not k.endswith("_numbers")]
             choose_outputs = [c[k] for k in ("key", "status", "card", "direction", "state", "picker", "strip",
                                              "examples", "example_rows")] + relabel
-            choose = dict(fn=self.choose_model, outputs=choose_outputs, concurrency_id="long",
+            choose = dict(fn=self.choose_model, outputs=choose_outputs, concurrency_id="load",
                           concurrency_limit=s.long_concurrency)
             c["picker"].input(inputs=[c["picker"], c["key"]], api_name="pick_model", **choose)
             gr.on([c["load"].click, c["spec"].submit], inputs=[c["spec"], c["key"]], api_name="load_model", **choose)
@@ -914,7 +914,7 @@ class App:
                               preprocess=False, concurrency_id="short")
             c["full"].click(self.full_resolution, [c["image"], c["direction"], c["key"]],
                             [c["full_files"], c["full_status"]], api_name="full_resolution", preprocess=False,
-                            concurrency_id="long")
+                            concurrency_id="long", concurrency_limit=s.long_concurrency)
             demo.load(lambda: {**self.strip_updates(entry), **self.example_updates(model)},
                       outputs=[c["strip"], c["examples"], c["example_rows"]], api_visibility="private")
         return demo
