@@ -18,7 +18,8 @@ What is refused, each with one line (a `ModelLoadError`, a ValueError) that name
 
 A Hub download is pinned to the commit whose metadata was checked, has a time limit (`timeout_s`), and is shared:
 callers asking for the same repo and revision at once wait for one download (a lock per endpoint, repo and
-revision) and then load from huggingface_hub's cache without another request.
+revision) and then load from huggingface_hub's cache without another request. With `cache_dir` and
+`max_cache_bytes`, the cache of downloaded models is bounded (least recently used repos go first).
 """
 from __future__ import annotations
 
@@ -171,6 +172,7 @@ def _load_local(path: str, max_weight_bytes: int) -> CycleGAN:
 # -- the Hub --------------------------------------------------------------------------------------------------
 _locks: dict[tuple[str, str, str], threading.Lock] = {}
 _locks_guard = threading.Lock()
+_cache_lock = threading.RLock()  # held while a model loads from a cache_dir and while that cache is pruned
 
 
 def _download_lock(endpoint: str, repo: str, revision: str) -> threading.Lock:
@@ -252,15 +254,16 @@ def _progress_class(deadline: float, limit_s: float, cap: int, what: str,
 
 
 def _load_hub(repo: str, revision: str | None, *, max_weight_bytes: int, token, timeout_s: float,
-              progress) -> CycleGAN:
+              progress, cache_dir: str | None, max_cache_bytes: int | None) -> CycleGAN:
     from huggingface_hub import HfApi, constants, hf_hub_download
 
     spec = f"{repo}@{revision}" if revision else repo
     endpoint = constants.ENDPOINT
     if constants.HF_HUB_OFFLINE:  # only the cache: what is there was checked when it was downloaded
         try:
-            cfg_path = hf_hub_download(repo, CONFIG, revision=revision, token=token, local_files_only=True)
-            hf_hub_download(repo, WEIGHTS, revision=revision, token=token, local_files_only=True)
+            cfg_path = hf_hub_download(repo, CONFIG, revision=revision, token=token, local_files_only=True,
+                                       cache_dir=cache_dir)
+            hf_hub_download(repo, WEIGHTS, revision=revision, token=token, local_files_only=True, cache_dir=cache_dir)
         except Exception as e:  # noqa: BLE001 - every client error becomes one line
             raise hub_error(e, spec, endpoint) from None
         check_config(_read_config(Path(cfg_path), spec), spec)
@@ -290,26 +293,56 @@ def _load_hub(repo: str, revision: str | None, *, max_weight_bytes: int, token, 
         with _download_lock(endpoint, repo, commit):
             try:
                 cfg_path = hf_hub_download(
-                    repo, CONFIG, revision=commit, token=token,
+                    repo, CONFIG, revision=commit, token=token, cache_dir=cache_dir,
                     tqdm_class=_progress_class(deadline, timeout_s, MAX_CONFIG_BYTES, spec, None))
                 check_config(_read_config(Path(cfg_path), spec), spec)
-                hf_hub_download(repo, WEIGHTS, revision=commit, token=token,
-                                tqdm_class=_progress_class(deadline, timeout_s, max_weight_bytes, spec, progress))
+                weights = hf_hub_download(repo, WEIGHTS, revision=commit, token=token, cache_dir=cache_dir,
+                                          tqdm_class=_progress_class(deadline, timeout_s, max_weight_bytes, spec, progress))
             except ModelLoadError:
                 raise
             except Exception as e:  # noqa: BLE001
                 raise hub_error(e, spec, endpoint) from None
-    try:
-        model = CycleGAN.from_pretrained(repo, revision=commit, token=token, local_files_only=True)
-    except (ValueError, OSError, TypeError, RuntimeError) as e:
-        raise ModelRefused(f"could not load {spec}: {' '.join(str(e).split())[:400]}") from None
+    with _cache_lock:  # not pruned by another caller while it loads
+        try:
+            model = CycleGAN.from_pretrained(repo, revision=commit, token=token, local_files_only=True,
+                                             cache_dir=cache_dir)
+        except (ValueError, OSError, TypeError, RuntimeError) as e:
+            raise ModelRefused(f"could not load {spec}: {' '.join(str(e).split())[:400]}") from None
+        if cache_dir is not None:
+            weights = hf_hub_download(repo, WEIGHTS, revision=commit, local_files_only=True, cache_dir=cache_dir)
+            os.utime(weights)  # marks the repo as just used (mtime) for prune_cache
+            if max_cache_bytes is not None:
+                prune_cache(cache_dir, max_cache_bytes, keep=repo)
     model.source = f"Hub repo {repo} (revision {revision or 'main'}, commit {commit[:12]})"
     return model.eval()
 
 
+def prune_cache(cache_dir: str | Path, max_cache_bytes: int, keep: str | None = None) -> list[str]:
+    """Deletes the least recently used model repos from a huggingface_hub cache folder that `load_model` owns
+    (its `cache_dir`) until it holds at most `max_cache_bytes`; never `keep` nor a repo being downloaded.
+    Returns the deleted repo ids. Use only on a dedicated folder: every model repo in it is a candidate."""
+    from huggingface_hub import scan_cache_dir
+
+    with _cache_lock:
+        info = scan_cache_dir(cache_dir)
+        busy = {r for (_, r, _), lock in list(_locks.items()) if lock.locked()}
+        repos = sorted((r for r in info.repos if r.repo_type == "model"), key=lambda r: r.last_modified)
+        total, deleted = sum(r.size_on_disk for r in repos), []
+        for r in repos:
+            if total <= max_cache_bytes:
+                break
+            if r.repo_id == keep or r.repo_id in busy:
+                continue
+            info.delete_revisions(*[rev.commit_hash for rev in r.revisions]).execute()
+            total -= r.size_on_disk
+            deleted.append(r.repo_id)
+        return deleted
+
+
 def load_model(spec: str, *, max_weight_bytes: int = DEFAULT_MAX_WEIGHT_BYTES, allow: Iterable[str] | None = None,
                token: str | bool | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
-               progress: Callable[[int, int | None], None] | None = None) -> CycleGAN:
+               progress: Callable[[int, int | None], None] | None = None, cache_dir: str | Path | None = None,
+               max_cache_bytes: int | None = None) -> CycleGAN:
     """The CycleGAN named by `spec` (a local folder, or a Hub repo id `user/name[@revision]`), in eval mode.
 
     max_weight_bytes: largest model.safetensors accepted (bytes; 1 GiB by default), checked from the Hub's
@@ -319,6 +352,9 @@ def load_model(spec: str, *, max_weight_bytes: int = DEFAULT_MAX_WEIGHT_BYTES, a
     token: Hub token (default: huggingface_hub's own, e.g. HF_TOKEN or `hf auth login`).
     timeout_s: time limit for downloading one model (seconds).
     progress: called as progress(bytes_done, bytes_total_or_None) while the weights download.
+    cache_dir: a huggingface_hub cache folder of its own for Hub downloads (default: the usual HF cache).
+    max_cache_bytes: with cache_dir, the most its model repos may hold; after each Hub load the least recently
+        used repos are deleted down to it (`prune_cache`). A public app sets both so its disk stays bounded.
 
     Raises a ModelLoadError (ValueError) with one line: MissingModelPath, ModelRefused or HubLoadError.
     """
@@ -329,4 +365,5 @@ def load_model(spec: str, *, max_weight_bytes: int = DEFAULT_MAX_WEIGHT_BYTES, a
     if kind == "local":
         return _load_local(target, max_weight_bytes)
     return _load_hub(target, revision, max_weight_bytes=max_weight_bytes, token=token, timeout_s=timeout_s,
-                     progress=progress)
+                     progress=progress, cache_dir=None if cache_dir is None else str(cache_dir),
+                     max_cache_bytes=max_cache_bytes)

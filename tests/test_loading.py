@@ -269,3 +269,26 @@ def test_a_download_over_its_time_limit_is_stopped(hub, tiny_files, tmp_path):
         print(json.dumps(out))
     """)
     assert not r["ok"] and r["kind"] == "timeout" and "longer than its time limit (1 s)" in r["msg"], r
+
+
+def test_a_dedicated_cache_is_bounded_least_recently_used_first(hub, tiny_files, tmp_path):
+    hub.put("test-user/first", tiny_files)
+    hub.put("test-user/second", tiny_files)
+    hub.put("test-user/third", tiny_files)
+    before = len(hub.state.log)
+    res = run_client(hub, tmp_path, """
+        import json, os, sys
+        from huggingface_hub import scan_cache_dir
+        from cyclegan.loading import load_model
+        cache = os.environ["CACHE"]
+        kept = []
+        limit = int(2.5 * int(os.environ["WEIGHTS_BYTES"]))  # room for two tiny models, not three
+        for spec in ["test-user/first", "test-user/second", "test-user/first", "test-user/third"]:
+            load_model(spec, cache_dir=cache, max_cache_bytes=limit)
+            kept.append(sorted(r.repo_id for r in scan_cache_dir(cache).repos))
+        print(json.dumps({"kept": kept, "size": scan_cache_dir(cache).size_on_disk}))
+    """, env={"CACHE": str(tmp_path / "models-cache"), "WEIGHTS_BYTES": str(len(tiny_files["model.safetensors"]))})
+    # first, second; first used again; third comes in and the least recently used (second) goes
+    assert res["kept"][-1] == ["test-user/first", "test-user/third"], res
+    gets = [p for m, p, _ in hub.state.log[before:] if m == "GET" and p.endswith("model.safetensors")]
+    assert len(gets) == 3, gets  # first was loaded again from the cache
