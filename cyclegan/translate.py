@@ -258,6 +258,9 @@ def main(argv: list[str] | None = None) -> int:
         suffixes += ["_cycle_error", "_identity_error"]
         if model.discriminator_of_target(args.direction) is not None:
             suffixes.append("_realness")
+        else:
+            print("--heatmaps: no realness maps, this model has no discriminators (only the error maps are written)",
+                  file=err)
     try:
         targets = plan(items, out, suffixes, args.overwrite)
     except PlanError as e:
