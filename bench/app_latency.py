@@ -11,7 +11,7 @@ generator passes (G(x), F(G(x)), F(x)) on the same size and the app's computatio
 (`cyclegan.explain.explain_steps`, no HTTP, no PNG): the first image is compared with one pass, the whole
 panel with the three (interleaving keeps all three under the same machine load). The app's peak resident memory
 (VmHWM) is read at the end. "reference" is the paper's architecture (ngf 64, 9 blocks, with discriminators) with
-random weights; "default" is what the app loads by default (cyclegan.explain.default_model_path()).
+random weights; "default" is what the app loads by default (models/default).
 """
 from __future__ import annotations
 
@@ -35,7 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cyclegan import CycleGAN  # noqa: E402
-from cyclegan.explain import default_model_path, explain_steps, load_model, pad_canvas  # noqa: E402
+from cyclegan.explain import canvas_rules, explain_steps, pad_canvas  # noqa: E402
+from cyclegan.loading import load_model  # noqa: E402
 from cyclegan.images import tensor_to_uint8  # noqa: E402
 
 
@@ -177,7 +178,7 @@ def photo(size: int) -> torch.Tensor:
 
 def fast_paths(label: str, model: CycleGAN, size: int, reps: int, tmp: Path) -> list[dict]:
     G = model.G_AB.eval()
-    x = pad_canvas(photo(size))
+    x = pad_canvas(photo(size), *canvas_rules(model))
     base_t, base_y = time_fn(G, x, reps)
     ref = tensor_to_uint8(base_y).astype(np.int16)
     rows = [dict(model=label, size=size, path="eager float32", seconds=base_t, speedup=1.0, mad_grey=0.0)]
@@ -247,9 +248,9 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="app-latency-"))
     models = {}
     if "default" in args.models:
-        path = default_model_path()
+        path = str(ROOT / "models" / "default") if (ROOT / "models" / "default" / "config.json").is_file() else None
         if path is None:  # what the app falls back to
-            from cyclegan.explain import random_model
+            from app import random_model
             random_model().save_pretrained(tmp / "fallback")
             path = str(tmp / "fallback")
         models["default"] = path

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .images import tensor_to_uint8
-from .task import DEFAULT_TASK, get_task, task_for
+from .photo2sketch import DEFAULT_TASK, get_task, task_for
 
 DEFAULT_MODEL = "models/photo2sketch"
 
@@ -141,7 +141,7 @@ def main(argv=None) -> int:
     p.add_argument("--model", nargs="+", default=[DEFAULT_MODEL],
                    help="model folder(s) or Hub repo id(s); several give one row each")
     p.add_argument("--task", default=None,
-                   help="benchmark task (see cyclegan.task.TASKS); default: the one matching the model's domain names")
+                   help="benchmark task (see cyclegan.photo2sketch.TASKS); default: the one matching the model's domain names")
     p.add_argument("--limit", type=int, default=None, help="only the first N test images (quick checks)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--json", default=None, metavar="FILE", help="also write the numbers to FILE")

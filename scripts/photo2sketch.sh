@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The photo2sketch recipe: data set, default model, the loss ablation and the benchmark.
 #
-#   scripts/photo2sketch.sh data       # WORK/data: trainA, trainB, testA, testB (about 15 s)
-#   scripts/photo2sketch.sh default    # the default model (12064 steps, about 40 min on one CPU thread) -> models/photo2sketch
+#   scripts/photo2sketch.sh install    # the Debian packages and scikit-learn that hold the photos (root, network)
+#   scripts/photo2sketch.sh data       # WORK/data: trainA, trainB, testA, testB (about 2 min)
+#   scripts/photo2sketch.sh default    # the default model (9850 steps, 5 epochs) -> models/photo2sketch
 #   scripts/photo2sketch.sh ablation   # six 1131-step runs (3 epochs, about 4 min each) -> models/ablation/NAME
 #   scripts/photo2sketch.sh evaluate   # the benchmark tables of the README
 #
@@ -35,11 +36,19 @@ ship() {  # ship RUN_DIR DEST: the exported model (safetensors + config + card),
 }
 
 case "${1:-}" in
+  install)
+    # The photos come from installed packages (sources and licences: cyclegan/photo2sketch.py, PHOTOS).
+    apt-get install -y --no-install-recommends \
+      $(python -c "from cyclegan.photo2sketch import DEBIAN_PACKAGES; print(*DEBIAN_PACKAGES)")
+    pip install "scikit-learn" "scikit-image" "scipy" "matplotlib" ;;
   data)
-    python -m cyclegan.task build --task photo2sketch --out "$WORK/data" ;;
+    python -m cyclegan.photo2sketch build --task photo2sketch --out "$WORK/data" ;;
   default)
-    python train/run.py "${COMMON[@]}" --out "$WORK/default" --n-epochs 16 --n-epochs-decay 16 --export-discriminators
-    ship "$WORK/default" models/photo2sketch ;;
+    # --resume continues an interrupted run (checkpoints every 500 steps).
+    python train/run.py "${COMMON[@]}" --out "$WORK/default" --n-epochs 2 --n-epochs-decay 3 --save-every 500 \
+      --export-discriminators $( [ -f "$WORK/default/checkpoint.safetensors" ] && echo --resume )
+    ship "$WORK/default" models/photo2sketch
+    python -m cyclegan.photo2sketch strip --out models/photo2sketch/training_examples ;;
   ablation)
     names=("${@:2}"); [ ${#names[@]} -gt 0 ] || names=("${ABLATIONS[@]}")
     for name in "${names[@]}"; do

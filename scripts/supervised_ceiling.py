@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cyclegan.evaluate import load_pairs, scores, to_signed, translate  # noqa: E402
 from cyclegan.model import CycleGAN  # noqa: E402
 from cyclegan.networks import build_generator, init_weights  # noqa: E402
-from cyclegan.task import get_task  # noqa: E402
+from cyclegan.photo2sketch import get_task  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -30,12 +30,14 @@ import argparse
 import base64
 import hashlib
 import json
+import os
 import re
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
@@ -129,12 +131,12 @@ class HubState:
         return c
 
     def fail(self, method: str, path_pattern: str, times: int = 1, status: int = 500,
-             mode: str = "status") -> None:
+             mode: str = "status", delay: float = 0.0) -> None:
         """The next `times` requests matching METHOD and the regex fail: with `status`, or mode "drop"
-        (the connection is closed without an answer)."""
+        (the connection is closed without an answer), or mode "slow" (answered normally after `delay` s)."""
         with self.lock:
             self.faults.append(dict(method=method, pattern=re.compile(path_pattern), times=times, status=status,
-                                    mode=mode))
+                                    mode=mode, delay=delay))
 
     def take_fault(self, method: str, path: str) -> dict | None:
         with self.lock:
@@ -175,7 +177,9 @@ def validate_card_metadata(content: str) -> list[str]:
             errors.append(f'"{key}" must be a string')
     if isinstance(meta.get("pipeline_tag"), str) and meta["pipeline_tag"] not in PIPELINE_TAGS:
         errors.append(f'"pipeline_tag" must be a known task, got {meta["pipeline_tag"]!r}')
-    for key in ("tags", "datasets"):
+    if "sdk" in meta and meta["sdk"] not in ("gradio", "docker", "static"):
+        errors.append(f'"sdk" must be one of gradio, docker, static, got {meta["sdk"]!r}')
+    for key in ("tags", "datasets", "models"):
         if key in meta and not (isinstance(meta[key], list) and all(isinstance(t, str) for t in meta[key])):
             errors.append(f'"{key}" must be a list of strings')
     if meta.get("license") == "other" and not meta.get("license_name"):
@@ -200,6 +204,9 @@ class Handler(BaseHTTPRequestHandler):
         fault = self.state.take_fault(method, path)
         status = 0
         try:
+            if fault is not None and fault["mode"] == "slow":
+                time.sleep(fault["delay"])
+                fault = None
             if fault is not None:
                 if fault["mode"] == "drop":
                     self.state.log.append((method, path, -1))
@@ -514,6 +521,23 @@ except ImportError:  # pragma: no cover
     pass
 
 
+def detach(pid_file: str | None = None) -> int:
+    """Forks: the child goes on (returns 0) serving on the socket the parent already bound, so no client can arrive
+    before it listens, with its standard streams on /dev/null (so `$(...)` and pipes do not wait for it); the
+    parent gets the child's pid (to print, then exit). For `--detach`."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+    elif pid_file:
+        Path(pid_file).parent.mkdir(parents=True, exist_ok=True)
+        Path(pid_file).write_text(f"{pid}\n")
+    return pid
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description="A small Hub-compatible server on 127.0.0.1 (in memory) for tests and "
                                             "offline demos. Point huggingface_hub at it with HF_ENDPOINT.")
@@ -521,10 +545,18 @@ def main(argv=None) -> int:
     p.add_argument("--token", default=None, help="accept only this token for writes (default: any token)")
     p.add_argument("--fail-commits", type=int, default=0, metavar="N",
                    help="answer the first N commit requests with a 500 error (simulates a failed upload)")
+    p.add_argument("--detach", action="store_true",
+                   help="serve from a background process and return once the port accepts connections (prints its "
+                        "pid, for `kill PID`)")
+    p.add_argument("--pid-file", default=None, help="with --detach: also write the server's pid to this file")
     args = p.parse_args(argv)
-    server = HubServer(port=args.port, token=args.token)
+    server = HubServer(port=args.port, token=args.token)  # listening from here on
     if args.fail_commits:
         server.fail("POST", r"^/api/\w+/[^/]+/[^/]+/commit/", times=args.fail_commits)
+    if args.detach and (pid := detach(args.pid_file)):
+        print(f"Hub server on {server.url} (HF_ENDPOINT={server.url}), pid {pid}; stop it with: kill {pid}",
+              flush=True)
+        return 0
     print(f"Hub server on {server.url} (HF_ENDPOINT={server.url}); Ctrl-C stops it", flush=True)
     try:
         server.httpd.serve_forever()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cyclegan.task import DEFAULT_TASK, PHOTOS, SPLITS, TASKS, cartoon, get_task, load_photo, main, sketch, task_for, tile_grid
+from cyclegan.photo2sketch import DEFAULT_TASK, PHOTOS, SPLITS, TASKS, cartoon, get_task, load_photo, main, sketch, task_for, tile_grid
 
 pytest.importorskip("skimage")
 pytest.importorskip("matplotlib")
