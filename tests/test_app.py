@@ -49,7 +49,7 @@ def served(model_dir: Path | None, tmp: Path, **settings):
     import app
     base = dict(model=str(model_dir) if model_dir else "", max_side=MAX_SIDE, max_pixels=MAX_PIXELS,
                 max_file_size="1mb", threads=1, models_dir=tmp / "no-models", examples=tmp / "no-examples",
-                released_cache=tmp / "released")
+                released_cache=tmp / "released", backend="torch")
     s = app.Settings.from_env({}, **{**base, **settings})
     demo = app.build_demo(s)
     port = free_port()
@@ -459,3 +459,31 @@ def test_stopping_the_app_with_sigterm_removes_its_panel_files(tmp_path):
         proc.wait(30)
     assert proc.returncode == 0, (tmp_path / "app.log").read_text()[-2000:]
     assert not list(tmpdir.glob("cyclegan-panels-*")), "the panel folder outlived the app"
+
+
+def test_onnx_runtime_backend_serves_the_panels_and_the_full_resolution_download(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from gradio_client import Client, handle_file
+    with served(tiny_model(tmp_path / "model"), tmp_path, backend="onnxruntime") as (url, demo):
+        assert "ONNX Runtime" in demo.cyclegan_app.models.get("default")[0].model.source
+        c = Client(url, verbose=False)
+        path = write(tmp_path / "o.png", rand_image(150, 100, seed=11))
+        check_good(explain(c, path), (128, 85))
+        files, _ = c.predict(handle_file(path), "AtoB", api_name="/full_resolution")   # tiled runs PyTorch
+        assert [Image.open(f).size for f in files] == [(150, 100)] * 2
+
+
+def test_ablation_models_are_weighted_as_they_were_trained(tmp_path):
+    # models/ablation/gan_alone was trained without cycle terms: its table must not weigh one (issue 12).
+    from gradio_client import Client
+    if not (ROOT / "models" / "ablation" / "gan_alone" / "config.json").is_file():
+        pytest.skip("no shipped ablation models")
+    with served(None, tmp_path, models_dir=ROOT / "models") as (url, _):
+        c = Client(url, verbose=False)
+        assert c.predict("ablation/gan_alone", api_name="/pick_model")[0].startswith("Loaded")
+        table = explain(c, write(tmp_path / "g.png", rand_image(48, 40)))[OUT["numbers"]]
+        cycle_row = next(line for line in table.splitlines() if line.startswith("| cycle L1"))
+        assert "not in this model's objective" in cycle_row and "×" not in cycle_row, cycle_row
+        assert c.predict("ablation/full", api_name="/pick_model")[0].startswith("Loaded")
+        table = explain(c, write(tmp_path / "g.png", rand_image(48, 40)))[OUT["numbers"]]
+        assert "λ_A × cycle = 20 ×" in table
