@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from app import default_model_folder, random_model  # noqa: E402
 from cyclegan import CycleGAN  # noqa: E402
-from cyclegan.explain import explain_steps, pad_canvas  # noqa: E402
+from cyclegan.explain import canvas_rules, explain_steps, pad_canvas  # noqa: E402
 from cyclegan.images import tensor_to_uint8  # noqa: E402
 from cyclegan.loading import load_model  # noqa: E402
 
@@ -206,7 +206,7 @@ def photo(size: int) -> torch.Tensor:
 
 def fast_paths(label: str, model: CycleGAN, size: int, reps: int, tmp: Path) -> list[dict]:
     G = model.G_AB.eval()
-    x = pad_canvas(photo(size))
+    x = pad_canvas(photo(size), *canvas_rules(model))
     base_t, base_y = time_fn(G, x, reps)
     ref = tensor_to_uint8(base_y).astype(np.int16)
     rows = [dict(model=label, size=size, path="eager float32", seconds=base_t, speedup=1.0, mad_grey=0.0)]

@@ -24,7 +24,7 @@ from huggingface_hub.errors import EntryNotFoundError
 from safetensors import safe_open
 from torch import nn
 
-from .config import CycleGANConfig, ConfigError
+from .config import MAX_CONFIG_BYTES, ConfigError, CycleGANConfig
 from .networks import PatchDiscriminator, build_generator, init_weights
 
 DIRECTIONS = ("AtoB", "BtoA")
@@ -131,11 +131,20 @@ class CycleGAN(nn.Module, PyTorchModelHubMixin, library_name="cyclegan", pipelin
         fetch = dict(revision=revision, cache_dir=cache_dir, force_download=force_download,
                      local_files_only=local_files_only, token=token)
 
-        def locate(filename: str, missing: str) -> Path:
+        def locate(filename: str, missing: str, max_bytes: int, what: str) -> Path:
+            # A file over max_bytes is refused before it is read (local) or downloaded (Hub: its size comes
+            # from the Hub's metadata; when that is unavailable, e.g. offline, the download reports why).
             if local:
                 path = Path(model_id) / filename
                 if not path.is_file():
                     raise FileNotFoundError(missing)
+                size = path.stat().st_size
+            else:
+                path = None
+                size = None if local_files_only else _hub_file_size(model_id, filename, revision, token)
+            if size is not None and size > max_bytes:
+                raise ValueError(f"{model_id}: {filename} is {_size(size)}, over the {_size(max_bytes)} that {what}")
+            if path is not None:
                 return path
             try:
                 return Path(hf_hub_download(model_id, filename, **fetch))
@@ -143,13 +152,14 @@ class CycleGAN(nn.Module, PyTorchModelHubMixin, library_name="cyclegan", pipelin
                 raise FileNotFoundError(missing) from None
 
         config_path = locate(CONFIG_NAME, f"{model_id} has no {CONFIG_NAME}: it does not say which architecture "
-                                          f"its weights belong to")
+                                          f"its weights belong to", MAX_CONFIG_BYTES, "a config.json may take")
         config = CycleGANConfig.from_json_file(config_path)
         try:
             config.validate(max_model_mb)
         except ConfigError as e:
             raise ConfigError(f"{model_id}: {e}") from None
-        path = locate(WEIGHTS_NAME, _no_safetensors(model_id))
+        path = locate(WEIGHTS_NAME, _no_safetensors(model_id), max_weights_bytes(config),
+                      "the weights of its config.json's architecture take (float64 at most)")
         if local:
             source = f"local folder {os.path.abspath(model_id)}"
         else:
@@ -213,6 +223,27 @@ def state_dict_mismatch(expected: Mapping, found: Mapping, *, shown_as: Mapping[
     if wrong:
         parts.append("mis-shaped tensors: " + listed(sorted(wrong), "; "))
     return parts
+
+
+def max_weights_bytes(config: CycleGANConfig) -> int:
+    """The largest model.safetensors that can match `config`: every parameter in float64 (8 bytes), plus
+    1 MB for the header. Float32 weights take half of it."""
+    return 8 * config.parameter_count()["total"] + 2 ** 20
+
+
+def _size(n: int) -> str:
+    return f"{n:,} bytes" if n < 10**6 else f"{n / 1e6:,.1f} MB"
+
+
+def _hub_file_size(repo_id: str, filename: str, revision: str | None, token) -> int | None:
+    """The size the Hub's metadata gives for a file (one HEAD request), or None when it cannot be had."""
+    from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url
+    if constants.HF_HUB_OFFLINE:
+        return None
+    try:
+        return get_hf_file_metadata(hf_hub_url(repo_id, filename, revision=revision), token=token).size
+    except Exception:  # not found, no network, ...: hf_hub_download then says what is wrong
+        return None
 
 
 def _init_arg_names() -> set[str]:

@@ -37,6 +37,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
@@ -517,7 +518,7 @@ except ImportError:  # pragma: no cover
     pass
 
 
-def detach() -> int:
+def detach(pid_file: str | None = None) -> int:
     """Forks: the child goes on (returns 0) serving on the socket the parent already bound, so no client can arrive
     before it listens, with its standard streams on /dev/null (so `$(...)` and pipes do not wait for it); the
     parent gets the child's pid (to print, then exit). For `--detach`."""
@@ -528,6 +529,9 @@ def detach() -> int:
         null = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(null, fd)
+    elif pid_file:
+        Path(pid_file).parent.mkdir(parents=True, exist_ok=True)
+        Path(pid_file).write_text(f"{pid}\n")
     return pid
 
 
@@ -541,11 +545,12 @@ def main(argv=None) -> int:
     p.add_argument("--detach", action="store_true",
                    help="serve from a background process and return once the port accepts connections (prints its "
                         "pid, for `kill PID`)")
+    p.add_argument("--pid-file", default=None, help="with --detach: also write the server's pid to this file")
     args = p.parse_args(argv)
     server = HubServer(port=args.port, token=args.token)  # listening from here on
     if args.fail_commits:
         server.fail("POST", r"^/api/\w+/[^/]+/[^/]+/commit/", times=args.fail_commits)
-    if args.detach and (pid := detach()):
+    if args.detach and (pid := detach(args.pid_file)):
         print(f"Hub server on {server.url} (HF_ENDPOINT={server.url}), pid {pid}; stop it with: kill {pid}",
               flush=True)
         return 0

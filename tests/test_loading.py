@@ -238,3 +238,14 @@ def test_allow_list(tiny_files, tmp_path):
     assert e.value.kind == "not-allowed"
     with pytest.raises(ModelRefused):  # refused before any request: no server is running here
         load_model("test-user/other", allow=["test-user/tiny"])
+
+
+def test_translate_names_the_missing_revision(hub, tmp_path):
+    """Issue 15 item 6: `translate --model test-user/tiny@v9` used to say only "404 Client Error."."""
+    env = {**os.environ, **hub.client_env(tmp_path), "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([sys.executable, "-m", "cyclegan.translate", "--model", "test-user/tiny@v9", "--out",
+                        str(tmp_path / "out"), str(ROOT / "examples" / "photo" / "chelsea.png")],
+                       capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert r.returncode != 0
+    assert "test-user/tiny has no revision 'v9'" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

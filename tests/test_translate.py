@@ -60,7 +60,7 @@ def test_unet_model_translates_every_size_in_a_folder(tmp_path, depth):
     """A U-Net with n halvings needs sides that are multiples of 2**n: 64x64, 100x70 and 333x200 all come out at
     their own size (the old path padded to multiples of 4 and crashed with 'Sizes of tensors must match')."""
     torch.manual_seed(0)
-    CycleGAN(netG="unet", ngf=8, n_blocks=depth).save_pretrained(tmp_path / "unet")
+    CycleGAN(netG="unet", ngf=8, unet_depth=depth).save_pretrained(tmp_path / "unet")
     src = tmp_path / "in"
     src.mkdir()
     sizes = [(64, 64), (100, 70), (333, 200)]
@@ -78,7 +78,7 @@ def test_padding_rules_come_from_the_architecture():
     from cyclegan.explain import canvas_rules, pad_canvas, run_padded
     torch.manual_seed(0)
     resnet = CycleGAN(ngf=8, n_blocks=3)
-    unet = CycleGAN(netG="unet", ngf=8, n_blocks=6)
+    unet = CycleGAN(netG="unet", ngf=8, unet_depth=6)
     assert canvas_rules(resnet)[0] == 4 and canvas_rules(unet)[0] == 64
     assert canvas_rules(unet)[1] >= 64
     x = torch.rand(1, 3, 70, 100) * 2 - 1
