@@ -153,12 +153,14 @@ def publish_run(run_dir: str | Path, repo_id: str, private: bool = False, token:
 
 
 def pull(repo_or_dir: str, out: str | Path, revision: str | None = None, token: str | None = None) -> Path:
-    """Copies a published model into OUT after loading it strictly; a repo without model.safetensors (a pickle
-    file instead) is refused before anything but config.json is fetched."""
-    from .model import CycleGAN
+    """Copies a published model into OUT after loading it strictly (cyclegan.loading.load_model: a missing path,
+    a repo without model.safetensors or over the size limit, or a hostile config is refused before the weights
+    are downloaded; Hub errors are one line)."""
+    from .loading import load_model
 
     out = Path(out)
-    model = CycleGAN.from_pretrained(repo_or_dir, revision=revision, token=token)
+    spec = f"{repo_or_dir}@{revision}" if revision and not Path(repo_or_dir).is_dir() else repo_or_dir
+    model = load_model(spec, token=token)
     out.mkdir(parents=True, exist_ok=True)
     if Path(repo_or_dir).is_dir():
         import fnmatch

@@ -14,6 +14,7 @@ builds any tensor, then loads strictly.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,12 +25,15 @@ from huggingface_hub.errors import EntryNotFoundError
 from safetensors import safe_open
 from torch import nn
 
-from .config import CycleGANConfig, ConfigError
+from .config import MAX_CONFIG_BYTES, ConfigError, CycleGANConfig
 from .networks import PatchDiscriminator, build_generator, init_weights
 
 DIRECTIONS = ("AtoB", "BtoA")
 CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
 _CONFIG_FIELDS = frozenset(CycleGANConfig.__dataclass_fields__)
+# from_pretrained builds a model whose weights file does not fill it only up to this size (float32 bytes), to
+# name each missing or mis-shaped tensor; a bigger one is refused from the file's header alone.
+NAMED_REPORT_MAX_BYTES = 32 * 2 ** 20
 
 
 class CycleGAN(nn.Module, PyTorchModelHubMixin, library_name="cyclegan", pipeline_tag="image-to-image",
@@ -131,11 +135,20 @@ class CycleGAN(nn.Module, PyTorchModelHubMixin, library_name="cyclegan", pipelin
         fetch = dict(revision=revision, cache_dir=cache_dir, force_download=force_download,
                      local_files_only=local_files_only, token=token)
 
-        def locate(filename: str, missing: str) -> Path:
+        def locate(filename: str, missing: str, max_bytes: int, what: str) -> Path:
+            # A file over max_bytes is refused before it is read (local) or downloaded (Hub: its size comes
+            # from the Hub's metadata; when that is unavailable, e.g. offline, the download reports why).
             if local:
                 path = Path(model_id) / filename
                 if not path.is_file():
                     raise FileNotFoundError(missing)
+                size = path.stat().st_size
+            else:
+                path = None
+                size = None if local_files_only else _hub_file_size(model_id, filename, revision, token)
+            if size is not None and size > max_bytes:
+                raise ValueError(f"{model_id}: {filename} is {_size(size)}, over the {_size(max_bytes)} that {what}")
+            if path is not None:
                 return path
             try:
                 return Path(hf_hub_download(model_id, filename, **fetch))
@@ -143,17 +156,25 @@ class CycleGAN(nn.Module, PyTorchModelHubMixin, library_name="cyclegan", pipelin
                 raise FileNotFoundError(missing) from None
 
         config_path = locate(CONFIG_NAME, f"{model_id} has no {CONFIG_NAME}: it does not say which architecture "
-                                          f"its weights belong to")
+                                          f"its weights belong to", MAX_CONFIG_BYTES, "a config.json may take")
         config = CycleGANConfig.from_json_file(config_path)
         try:
             config.validate(max_model_mb)
         except ConfigError as e:
             raise ConfigError(f"{model_id}: {e}") from None
-        path = locate(WEIGHTS_NAME, _no_safetensors(model_id))
+        path = locate(WEIGHTS_NAME, _no_safetensors(model_id), max_weights_bytes(config),
+                      "the weights of its config.json's architecture take (float64 at most)")
         if local:
             source = f"local folder {os.path.abspath(model_id)}"
         else:
             source = f"Hub repo {model_id} (revision {revision or 'main'}, commit {path.parent.name[:12]})"
+        # Allocate the model only when the file can fill it (or the model is small, for a report that names
+        # each tensor): weights from another config are refused from the header, before any allocation.
+        want = config.parameter_count()["total"]
+        found = sum(math.prod(shape) for shape in _read_header(path).values())
+        if found != want and want * 4 > NAMED_REPORT_MAX_BYTES:
+            raise ValueError(f"{path} holds {found:,} values; the architecture in its config.json has {want:,} "
+                             f"parameters: the weights belong to another config")
         model = cls(config)
         model.load_weights_file(path, map_location)
         model.source = source
@@ -162,16 +183,11 @@ class CycleGAN(nn.Module, PyTorchModelHubMixin, library_name="cyclegan", pipelin
     def load_weights_file(self, path: str | Path, map_location: str = "cpu") -> None:
         """Strict load from a safetensors file: its tensor names and shapes (read from the header, no data) must
         match the model's before any tensor is read. Raises ValueError naming what differs."""
+        _check_weights_file(path, self.state_dict())
         try:
             with safe_open(str(path), framework="pt", device=str(map_location)) as f:
-                shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-                problems = state_dict_mismatch(self.state_dict(), shapes)
-                if problems:
-                    raise ValueError(f"{path} does not match the model's config: " + " | ".join(problems))
-                state = {k: f.get_tensor(k) for k in shapes}
-        except ValueError:
-            raise
-        except Exception as e:  # a truncated or non-safetensors file
+                state = {k: f.get_tensor(k) for k in f.keys()}
+        except Exception as e:  # e.g. the file changed since the check
             raise ValueError(f"{path} is not a readable safetensors file: {str(e).splitlines()[0][:200]}") from None
         self.load_weights(state)
 
@@ -181,6 +197,23 @@ class CycleGAN(nn.Module, PyTorchModelHubMixin, library_name="cyclegan", pipelin
         if problems:
             raise ValueError("checkpoint does not match the model's config: " + " | ".join(problems))
         self.load_state_dict(state_dict, strict=True)
+
+
+def _read_header(path: str | Path) -> dict[str, tuple[int, ...]]:
+    """Tensor names and shapes of a safetensors file, from its header (no tensor data is read). Raises
+    ValueError (one line) for a truncated, corrupt or non-safetensors file."""
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception as e:
+        raise ValueError(f"{path} is not a readable safetensors file: {str(e).splitlines()[0][:200]}") from None
+
+
+def _check_weights_file(path: str | Path, expected: Mapping) -> None:
+    """Compares a safetensors file's header with the state dict `expected`. Raises ValueError with one line."""
+    problems = state_dict_mismatch(expected, _read_header(path))
+    if problems:
+        raise ValueError(f"{path} does not match the model's config: " + " | ".join(problems))
 
 
 def state_dict_mismatch(expected: Mapping, found: Mapping, *, shown_as: Mapping[str, str] | None = None,
@@ -213,6 +246,27 @@ def state_dict_mismatch(expected: Mapping, found: Mapping, *, shown_as: Mapping[
     if wrong:
         parts.append("mis-shaped tensors: " + listed(sorted(wrong), "; "))
     return parts
+
+
+def max_weights_bytes(config: CycleGANConfig) -> int:
+    """The largest model.safetensors that can match `config`: every parameter in float64 (8 bytes), plus
+    1 MB for the header. Float32 weights take half of it."""
+    return 8 * config.parameter_count()["total"] + 2 ** 20
+
+
+def _size(n: int) -> str:
+    return f"{n:,} bytes" if n < 10**6 else f"{n / 1e6:,.1f} MB"
+
+
+def _hub_file_size(repo_id: str, filename: str, revision: str | None, token) -> int | None:
+    """The size the Hub's metadata gives for a file (one HEAD request), or None when it cannot be had."""
+    from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url
+    if constants.HF_HUB_OFFLINE:
+        return None
+    try:
+        return get_hf_file_metadata(hf_hub_url(repo_id, filename, revision=revision), token=token).size
+    except Exception:  # not found, no network, ...: hf_hub_download then says what is wrong
+        return None
 
 
 def _init_arg_names() -> set[str]:

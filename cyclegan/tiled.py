@@ -478,3 +478,61 @@ def _run(passes: list[_Pass], final: _Leaf, progress, max_ram: int, workdir: str
         for leaf in live.values():
             if leaf is not final:
                 leaf.store.close()
+
+
+# -- whole photos ---------------------------------------------------------------------------------------------
+TILED_ABOVE_MP = 4.0     # automatic tiling above this many megapixels (after any --max-side resize)
+
+
+def _size_after(image, max_side: int | None) -> tuple[int, int] | None:
+    """(w, h) an image file will have after the max_side resize, read from its header; None if unknown."""
+    from PIL import Image
+    try:
+        with Image.open(image) as im:
+            w, h = im.size
+    except Exception:          # noqa: BLE001 - not a readable path: the decoder will say why
+        return None
+    if max_side and max(w, h) > max_side:
+        s = max_side / max(w, h)
+        w, h = max(1, round(w * s)), max(1, round(h * s))
+    return w, h
+
+
+def translate_large(model, image, direction: str = "AtoB", *, max_side: int | None = None,
+                    max_pixels: int | None = None, tile: int | None = None, reconstructions: bool = False,
+                    progress: Callable[[float, float], None] | None = None) -> dict[str, np.ndarray] | None:
+    """G(x), and with `reconstructions` F(G(x)) and F(x), of a whole photo at its size (after `max_side`),
+    by tiled inference; what `python -m cyclegan.translate` writes for large images.
+
+    model: a CycleGAN; image: a path, bytes or PIL image; direction: "AtoB" or "BtoA".
+    tile: None = automatic (tiled only above TILED_ABOVE_MP megapixels, else returns None and the caller runs
+        the whole-image path), 0 = never (returns None), > 0 = always, with that tile side (>= 16).
+    progress: called as progress(done, total) in generator passes (floats; total 1 or 3).
+    Returns {"": G(x), "_rec": F(G(x)), "_idt": F(x)} (the last two with `reconstructions`) as HxWx3 uint8,
+    or None (see tile). Raises cyclegan.images.ImageError for an unusable image (max_pixels: refuse larger)."""
+    from .explain import prepare
+    from .images import DEFAULT_MAX_PIXELS, pil_to_tensor, tensor_to_uint8
+    if tile == 0:
+        return None
+    if tile is None:
+        size = _size_after(image, max_side) if isinstance(image, (str, os.PathLike)) else None
+        if size is not None and size[0] * size[1] <= TILED_ABOVE_MP * 1e6:
+            return None
+    img, _ = prepare(image, max_side, max_pixels or DEFAULT_MAX_PIXELS)
+    if tile is None and img.size[0] * img.size[1] <= TILED_ABOVE_MP * 1e6:
+        return None
+    G, F_ = model.generators(direction)
+    x = pil_to_tensor(img)
+    del img
+    passes = 3 if reconstructions else 1
+
+    def step(k: int):
+        return None if progress is None else (lambda done, total: progress(k + done / total, passes))
+
+    fake = generate(G, x, tile or DEFAULT_TILE, step(0))
+    out = {"": tensor_to_uint8(fake)}
+    if reconstructions:
+        out["_rec"] = tensor_to_uint8(generate(F_, fake, tile or DEFAULT_TILE, step(1)))
+        del fake
+        out["_idt"] = tensor_to_uint8(generate(F_, x, tile or DEFAULT_TILE, step(2)))
+    return out

@@ -21,6 +21,7 @@ fills a repo directly; an `Announced` file is listed with its size but never hel
 tests) to simulate an upload that breaks half-way.
 
     python tests/hub_server.py --port 8765          # then: HF_ENDPOINT=http://127.0.0.1:8765 HF_TOKEN=x ...
+    python tests/hub_server.py --port 8765 --detach --pid-file hub.pid   # returns once it listens; kill $(cat hub.pid)
 
 In tests, `start_hub_server()` runs it in a thread on a free port; the `hub_server` fixture wraps that.
 """
@@ -37,6 +38,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
@@ -130,12 +132,12 @@ class HubState:
         return c
 
     def fail(self, method: str, path_pattern: str, times: int = 1, status: int = 500,
-             mode: str = "status") -> None:
+             mode: str = "status", delay: float = 0.0) -> None:
         """The next `times` requests matching METHOD and the regex fail: with `status`, or mode "drop"
-        (the connection is closed without an answer)."""
+        (the connection is closed without an answer), or mode "slow" (answered normally after `delay` s)."""
         with self.lock:
             self.faults.append(dict(method=method, pattern=re.compile(path_pattern), times=times, status=status,
-                                    mode=mode))
+                                    mode=mode, delay=delay))
 
     def take_fault(self, method: str, path: str) -> dict | None:
         with self.lock:
@@ -203,6 +205,9 @@ class Handler(BaseHTTPRequestHandler):
         fault = self.state.take_fault(method, path)
         status = 0
         try:
+            if fault is not None and fault["mode"] == "slow":
+                time.sleep(fault["delay"])
+                fault = None
             if fault is not None:
                 if fault["mode"] == "drop":
                     self.state.log.append((method, path, -1))
@@ -517,7 +522,7 @@ except ImportError:  # pragma: no cover
     pass
 
 
-def detach() -> int:
+def detach(pid_file: str | None = None) -> int:
     """Forks: the child goes on (returns 0) serving on the socket the parent already bound, so no client can arrive
     before it listens, with its standard streams on /dev/null (so `$(...)` and pipes do not wait for it); the
     parent gets the child's pid (to print, then exit). For `--detach`."""
@@ -528,6 +533,9 @@ def detach() -> int:
         null = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(null, fd)
+    elif pid_file:
+        Path(pid_file).parent.mkdir(parents=True, exist_ok=True)
+        Path(pid_file).write_text(f"{pid}\n")
     return pid
 
 
@@ -541,11 +549,12 @@ def main(argv=None) -> int:
     p.add_argument("--detach", action="store_true",
                    help="serve from a background process and return once the port accepts connections (prints its "
                         "pid, for `kill PID`)")
+    p.add_argument("--pid-file", default=None, help="with --detach: also write the server's pid to this file")
     args = p.parse_args(argv)
     server = HubServer(port=args.port, token=args.token)  # listening from here on
     if args.fail_commits:
         server.fail("POST", r"^/api/\w+/[^/]+/[^/]+/commit/", times=args.fail_commits)
-    if args.detach and (pid := detach()):
+    if args.detach and (pid := detach(args.pid_file)):
         print(f"Hub server on {server.url} (HF_ENDPOINT={server.url}), pid {pid}; stop it with: kill {pid}",
               flush=True)
         return 0

@@ -117,6 +117,7 @@ def main(argv=None) -> int:
     p.add_argument("--port", type=int, default=8766)
     p.add_argument("--detach", action="store_true", help="with --serve: serve from a background process and return "
                                                          "once the port accepts connections (prints its pid)")
+    p.add_argument("--pid-file", default=None, help="with --detach: also write the server's pid to this file")
     args = p.parse_args(argv)
     if not (args.write or args.serve):
         p.error("give --write DIR and/or --serve DIR")
@@ -134,7 +135,7 @@ def main(argv=None) -> int:
         mirror = Mirror(args.serve, args.port)  # listening from here on
         if args.detach:
             from hub_server import detach  # same folder
-            pid = detach()
+            pid = detach(args.pid_file)
             if pid:
                 print(f"serving {args.serve} on {mirror.url} (CYCLEGAN_PRETRAINED_URL={mirror.url}), pid {pid}; stop it "
                       f"with: kill {pid}", flush=True)

@@ -245,6 +245,10 @@ def hostile_folders(tmp_path_factory):
         "missing_weights": (_folder(root, "missing_weights", base, {k: v for k, v in tiny.items()
                                                                        if not k.startswith("G_BA")}), "missing"),
         "announces_4GB": (_folder(root, "announces_4GB", base, _announcing_header(4 << 30)), "safetensors"),
+        # the paper's architecture (about 90 MB of generators) with weights from another: refused from the
+        # file's header before the model is allocated
+        "paper_config_tiny_weights": (_folder(root, "paper_config_tiny_weights",
+                                              {"netG": "resnet", "ngf": 64, "n_blocks": 9}, tiny), "another config"),
     }
     return cases
 
@@ -300,3 +304,42 @@ def test_translate_refuses_the_ngf_1024_folder_naming_ngf(hostile_folders, tmp_p
     lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "ngf" in lines[0] and "256" in lines[0], r.stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+HUB_CHECK = textwrap.dedent("""
+    import json
+    from cyclegan import CycleGAN
+    out = {}
+    for repo in ("test-user/hostile", "test-user/huge", "test-user/tiny"):
+        try:
+            out[repo] = CycleGAN.from_pretrained(repo).config.ngf
+        except Exception as e:
+            out[repo] = f"{type(e).__name__}: {e}"
+    print(json.dumps(out))
+""")
+
+
+def test_from_pretrained_checks_a_hub_repo_before_downloading_its_weights(tmp_path):
+    from hub_server import Announced, start_hub_server
+
+    folder = tmp_path / "tiny"
+    CycleGAN(ngf=4, n_blocks=1).save_pretrained(folder)
+    files = {n: (folder / n).read_bytes() for n in ("config.json", "model.safetensors")}
+    hostile = json.dumps({**json.loads(files["config.json"]), "ngf": 1024}).encode()
+    server = start_hub_server()
+    try:
+        server.put("test-user/tiny", files)
+        server.put("test-user/hostile", {"config.json": hostile, "model.safetensors": Announced(50 * 10**9)})
+        server.put("test-user/huge", {"config.json": files["config.json"], "model.safetensors": Announced(50 * 10**9)})
+        env = {**os.environ, **server.client_env(tmp_path), "PYTHONPATH": str(ROOT)}
+        r = subprocess.run([sys.executable, "-c", HUB_CHECK], capture_output=True, text=True, env=env, cwd=ROOT,
+                           timeout=300)
+        assert r.returncode == 0, r.stderr[-2000:]
+        res = json.loads(r.stdout.strip().splitlines()[-1])
+        weights_gets = [p for m, p, *_ in server.state.log if m == "GET" and p.endswith("model.safetensors")]
+    finally:
+        server.stop()
+    assert res["test-user/hostile"].startswith("ConfigError") and "ngf = 1024" in res["test-user/hostile"]
+    assert res["test-user/huge"].startswith("ValueError") and "50,000.0 MB" in res["test-user/huge"], res
+    assert res["test-user/tiny"] == 4
+    assert len(weights_gets) == 1, weights_gets  # only the good repo's weights were downloaded

@@ -30,9 +30,7 @@ FILE_EXTRAS = {"app.py": {"app"}}  # the app is what the `app` extra is for (req
 
 # Known offenders, each with the helper that owns the file and is fixing it. The test fails when an entry no
 # longer occurs, so this list can only shrink.
-KNOWN: dict[tuple[str, str], str] = {
-    ("cyclegan/explain.py", "onnxruntime"): "infer/tiled: the ONNX Runtime backend moves to cyclegan/backends.py",
-}
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 def canonical(name: str) -> str:
