@@ -511,7 +511,8 @@ class RunFolder:
         out = model if self.args.export_discriminators else model.without_discriminators()
         model_dir = self.dir / "model"
         out.save_pretrained(model_dir)
-        info = {"commands": self.commands, "step": progress.step, "epoch": progress.epoch, "final_losses": losses,
+        info = {"commands": self.commands, "command": self.commands[-1],  # every command line; the latest
+                "step": progress.step, "epoch": progress.epoch, "final_losses": losses,
                 "data": self.args.data or self.args.hf_dataset, "config": self.config.to_dict(),
                 "args": vars(self.args)}
         (self.dir / "run.json").write_text(json.dumps(info, indent=2))
