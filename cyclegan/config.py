@@ -167,6 +167,12 @@ class CycleGANConfig:
         """A copy with some fields changed (types checked again)."""
         return replace(self, **changes)
 
+    def differences(self, other: "CycleGANConfig") -> dict[str, tuple]:
+        """{field: (self's value, other's value)} for the fields that differ (e.g. a resumed run's config vs
+        the checkpoint's); empty when equal."""
+        return {f.name: (getattr(self, f.name), getattr(other, f.name)) for f in fields(self)
+                if getattr(self, f.name) != getattr(other, f.name)}
+
     # -- derived sizes ------------------------------------------------------------------------------------
     @property
     def size_multiple(self) -> int:
