@@ -24,9 +24,9 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 import torch
-from PIL import Image
 
 from cyclegan import released, render
+from cyclegan.backends import accelerate as accelerate_generators
 from cyclegan.explain import explain, explain_steps
 from cyclegan.images import DEFAULT_MAX_PIXELS, ImageError, list_images, load_rgb, pil_to_tensor, tensor_to_uint8, \
     write_png_once
@@ -79,7 +79,7 @@ class Settings:
     model_box: str = "open"         # CYCLEGAN_MODEL_BOX: off | allowlist | open
     model_allow: tuple = ()         # CYCLEGAN_MODEL_ALLOW: extra repo ids / folders for the allow list (commas)
     keep_models: int = 3            # CYCLEGAN_KEEP_MODELS: models loaded from the box kept in memory
-    backend: str = "torch"          # CYCLEGAN_BACKEND: torch | onnxruntime
+    backend: str = ""               # CYCLEGAN_BACKEND: auto | torch | onnxruntime ("" = cyclegan.backends' default)
     released_cache: Path = Path.home() / ".cache" / "cyclegan" / "released"   # CYCLEGAN_RELEASED_CACHE
 
     ENV = {"model": "CYCLEGAN_MODEL", "models_dir": "CYCLEGAN_MODELS_DIR", "examples": "CYCLEGAN_EXAMPLES",
@@ -110,8 +110,8 @@ class Settings:
         s = cls(**{**values, **overrides})
         if s.model_box not in BOX_MODES:
             raise ValueError(f"CYCLEGAN_MODEL_BOX={s.model_box!r}: use one of {', '.join(BOX_MODES)}")
-        if s.backend not in ("torch", "onnxruntime"):
-            raise ValueError(f"CYCLEGAN_BACKEND={s.backend!r}: use torch or onnxruntime")
+        if s.backend not in ("", "auto", "torch", "onnxruntime"):
+            raise ValueError(f"CYCLEGAN_BACKEND={s.backend!r}: use auto, torch or onnxruntime")
         for name in ("max_side", "large_model_side", "max_pixels", "concurrency", "long_concurrency", "queue_size",
                      "cache_ttl_s", "keep_models"):
             if getattr(s, name) < 1:
@@ -134,18 +134,19 @@ def random_model() -> CycleGAN:
 
 
 def accelerate(model: CycleGAN, settings: Settings) -> CycleGAN:
-    """CYCLEGAN_BACKEND=onnxruntime: generators run by ONNX Runtime; a failure keeps PyTorch and says so."""
-    if settings.backend != "onnxruntime" or torch.cuda.is_available():
-        return model
+    """The model with its generators on the fastest CPU engine (cyclegan.backends: ONNX Runtime when installed,
+    else PyTorch; CYCLEGAN_BACKEND chooses). A failure keeps PyTorch and says so in model.source."""
+    return accelerate_generators(model, ROOT / ".gradio" / "onnx", settings.torch_threads,
+                                 backend=settings.backend or None)
+
+
+def on_gpu(fn):
+    """`spaces.GPU(fn)` on Hugging Face ZeroGPU hardware (the `spaces` package importable), else fn itself."""
     try:
-        try:
-            from cyclegan.backends import accelerate as acc
-        except ImportError:
-            from cyclegan.explain import with_onnxruntime as acc
-        return acc(model, ROOT / ".gradio" / "onnx", settings.torch_threads)
-    except Exception as e:
-        model.source = f"{model.source} (ONNX Runtime unavailable, running PyTorch: {type(e).__name__})"
-        return model
+        import spaces
+        return spaces.GPU(fn)
+    except Exception:  # not installed, or not usable here
+        return fn
 
 
 def generator_params(model: CycleGAN) -> int:
@@ -153,12 +154,25 @@ def generator_params(model: CycleGAN) -> int:
 
 
 # -- models --------------------------------------------------------------------------------------------------------
+def default_model_folder(models: Path = ROOT / "models") -> Path | None:
+    """The embedded default model: models/default, else the first models/*/config.json (sorted), else None."""
+    if (models / "default" / "config.json").is_file():
+        return models / "default"
+    for config in sorted(models.glob("*/config.json")) if models.is_dir() else []:
+        return config.parent
+    return None
+
+
 @dataclass
 class Entry:
     model: CycleGAN
     origin: str                     # where it came from, in words
     kind: str                       # "embedded", "ablation", "released", "custom", "random"
     folder: Path | None = None      # a local folder (training examples, reference figures)
+    torch_model: CycleGAN | None = None   # the PyTorch model when `model` runs in ONNX Runtime (tiled needs layers)
+
+    def __post_init__(self):
+        self.torch_model = self.torch_model or self.model
 
 
 class Models:
@@ -173,14 +187,8 @@ class Models:
         self._loaded: OrderedDict[str, Entry] = OrderedDict()
         self._default = self._load_default()
 
-    # the startup model
     def default_folder(self) -> Path | None:
-        models = self.settings.models_dir
-        if (models / "default" / "config.json").is_file():
-            return models / "default"
-        for config in sorted(models.glob("*/config.json")) if models.is_dir() else []:
-            return config.parent
-        return None
+        return default_model_folder(self.settings.models_dir)
 
     def _load_default(self) -> Entry:
         spec = self.settings.model
@@ -196,7 +204,7 @@ class Models:
             origin = f"CYCLEGAN_MODEL={spec}"
         else:
             origin = f"embedded default model models/{folder.name}"
-        return Entry(accelerate(model, self.settings), origin, "embedded", folder)
+        return Entry(accelerate(model, self.settings), origin, "embedded", folder, model)
 
     # what the picker offers
     def ablation_folders(self) -> dict[str, Path]:
@@ -274,10 +282,10 @@ class Models:
         if spec.startswith("released/"):
             name = spec.split("/", 1)[1]
             model, origin = load_released(name, self.settings.released_cache, progress)
-            return Entry(accelerate(model, self.settings), origin, "released")
+            return Entry(accelerate(model, self.settings), origin, "released", None, model)
         model = load_model(spec)
         folder = Path(spec) if Path(spec).is_dir() else None
-        return Entry(accelerate(model, self.settings), model.source, "custom", folder)
+        return Entry(accelerate(model, self.settings), model.source, "custom", folder, model)
 
 
 # -- released reference pairs (cyclegan.released downloads, converts and caches them) -----------------------------------
@@ -352,10 +360,9 @@ Each discriminator has two terms: its scores on real images of its domain should
 INTRO = ("## CycleGAN: the cycle-consistency explorer\nDrop an image, pick a model and a direction, and see what "
          "each term of CycleGAN's loss ([Zhu et al. 2017](https://arxiv.org/abs/1703.10593)) looks at.")
 
-HIDDEN = ("The generators could hide information about x in G(x) as signals too faint to see, which F then "
-          "decodes; noise on G(x) would destroy it and make the cycle error jump. Compare the two cycle L1 figures "
-          "in the numbers below: with the shipped models they stay close, so the reconstruction does not rely on "
-          "hidden signals here.")
+HIDDEN = ("If the generators hid information about x in G(x) as signals too faint to see, for F to decode, noise on "
+          "G(x) would destroy it and the cycle error would jump. The numbers below give the cycle L1 with and "
+          "without the noise: see whether this model's reconstruction depends on such signals.")
 
 WHY_BOTH = ("The same recipe and budget, with part of the objective removed (models/ablation, the paper's Table "
             "4 on photo2sketch). One line under each says what to look for.")
@@ -386,27 +393,34 @@ def display_side(model: CycleGAN, settings: Settings) -> int:
 
 
 def numbers_markdown(ex, model: CycleGAN) -> str:
+    """The numbers table: this direction's three terms weighted as the model was trained (the weights come with
+    explain's numbers; a switched-off term says so instead of a weight)."""
     n = ex.numbers
-    lam = "λ_A" if ex.direction == "AtoB" else "λ_B"
     nm = names(model, ex.direction)
+    lam = "λ_A" if ex.direction == "AtoB" else "λ_B"
     rows = ["| for this image | value | weighted, in the generator objective |", "| --- | --- | --- |"]
-    if n.get("lambda", 0) > 0:
+    # weights as the model was trained: 0 = a term switched off in its config (e.g. models/ablation/gan_alone)
+    if n["cycle_weight"] > 0:
         rows.append(f"| cycle L1, mean abs(x − {nm['F']}({nm['G']}(x))) | {n['cycle_l1']:.4f} | {lam} × cycle = "
-                    f"{n['lambda']:g} × {n['cycle_l1']:.4f} = **{n['cycle_term']:.4f}** |")
+                    f"{n['cycle_weight']:g} × {n['cycle_l1']:.4f} = **{n['cycle_term']:.4f}** |")
     else:
         rows.append(f"| cycle L1, mean abs(x − {nm['F']}({nm['G']}(x))) | {n['cycle_l1']:.4f} | not in this model's "
                     f"objective |")
-    if n.get("lambda_identity", 0) > 0 and n.get("lambda", 0) > 0:
+    if n["identity_weight"] > 0:
         rows.append(f"| identity L1, mean abs(x − {nm['F']}(x)) | {n['identity_l1']:.4f} | λ_identity × {lam} × "
                     f"identity = {n['lambda_identity']:g} × {n['lambda']:g} × {n['identity_l1']:.4f} = "
                     f"**{n['identity_term']:.4f}** |")
     else:
         rows.append(f"| identity L1, mean abs(x − {nm['F']}(x)) | {n['identity_l1']:.4f} | not in this model's "
                     f"objective |")
-    if "gan_term" in n:
-        rows.append(f"| LSGAN, mean ({nm['D']}({nm['G']}(x)) − 1)² | {n['gan_term']:.4f} | 1 × **{n['gan_term']:.4f}** |")
-    else:
+    if "lsgan" not in n:
         rows.append("| LSGAN | no discriminator in this checkpoint | – |")
+    elif n["gan_weight"] > 0:
+        rows.append(f"| LSGAN, mean ({nm['D']}({nm['G']}(x)) − 1)² | {n['lsgan']:.4f} | {n['gan_weight']:g} × "
+                    f"**{n['gan_term']:.4f}** |")
+    else:
+        rows.append(f"| LSGAN, mean ({nm['D']}({nm['G']}(x)) − 1)² | {n['lsgan']:.4f} | not in this model's "
+                    f"objective |")
     rows.append(f"| sum of these terms | | **{n['generator_objective_this_image']:.4f}** |")
     rows.append(f"| PSNR of the reconstruction | {n['psnr_reconstruction_db']:.2f} dB | |")
     text = "\n".join(rows)
@@ -653,6 +667,8 @@ class App:
             yield self.complete(state[1], entry, overlay)
             return
         self.panels.prune()
+        if torch.cuda.is_available():
+            model.to("cuda")
         try:
             steps = explain_steps(model, src, direction, noise=float(noise or 0), max_side=self.side(model),
                                   max_pixels=self.settings.max_pixels)
@@ -760,7 +776,7 @@ class App:
         if src is None:
             raise refusal("Drop, paste or upload an image first")
         entry, _ = self.entry(model_key)
-        model = entry.model
+        model = entry.torch_model                        # tiled inference runs PyTorch's layers
         G, F = model.generators(direction)
         cap = self.settings.long_timeout_s
         start = time.monotonic()
@@ -893,7 +909,7 @@ class App:
                                               "error_bar", "realness_bar", "numbers", "numbers_json", "slider",
                                               "status", "state", "sidebar")]
             explain_inputs = [c[k] for k in ("image", "direction", "noise", "overlay", "key", "state")]
-            ev = dict(fn=self.run_explain, inputs=explain_inputs, outputs=explain_outputs, preprocess=False,
+            ev = dict(fn=on_gpu(self.run_explain), inputs=explain_inputs, outputs=explain_outputs, preprocess=False,
                       trigger_mode="always_last", concurrency_id="short", concurrency_limit=s.concurrency)
             gr.on([c["image"].upload, c["direction"].input, c["noise"].release, c["overlay"].input],
                   api_name="explain", **ev)
