@@ -1,7 +1,12 @@
 """The model card (README.md of a Hub repo) of a CycleGAN, written from its training run or its conversion.
 
     from cyclegan.card import model_card
-    text = model_card(config, repo_id="user/horse2zebra", run=json.load(open("RUN/run.json")))
+    text = model_card(config, repo_id="user/horse2zebra", run=json.load(open("RUN/run.json")))  # a Hub repo
+    text = model_card(config, local_path="runs/h2z/model", run=...)                             # a local folder
+
+Every card says how to install the `cyclegan` package (from `source_url` / $CYCLEGAN_SOURCE_URL, the app's
+Space when `app_url` is one, or a clone of the project) and how to load the model; a local card says where the
+model is and how to publish it, never that it was pushed.
 
 The YAML metadata (library_name, license, pipeline_tag image-to-image, tags) comes from `CycleGAN`'s Hub
 keywords, so the card and `push_to_hub` agree; `card_metadata(text)` parses it back.
@@ -15,6 +20,7 @@ from pathlib import Path
 import yaml
 
 REFERENCE_REPO = "https://github.com/junyanz/pytorch-CycleGAN-and-pix2pix"
+SPACE_URL = re.compile(r"^https://huggingface\.co/spaces/[\w.-]+/[\w.-]+$")
 PAPER = "https://arxiv.org/abs/1703.10593"
 SAMPLES_FILE = "samples.png"
 LOSSES_FILE = "losses.png"
@@ -58,25 +64,46 @@ def _arch(config: dict, n_params: int | None) -> str:
     if config.get("netG", "resnet") == "resnet":
         g = f"ResNet generator (ngf {config.get('ngf')}, {config.get('n_blocks')} residual blocks, instance norm)"
     else:
-        g = f"U-Net generator (ngf {config.get('ngf')}, {config.get('n_blocks')} halvings)"
+        g = f"U-Net generator (ngf {config.get('ngf')}, {config.get('unet_depth', config.get('n_blocks'))} halvings)"
     if config.get("use_dropout"):
         g += ", dropout 0.5 while training"
     return g + (f"; {n_params:,} parameters in this file" if n_params else "")
 
 
+def install_lines(source_url: str | None = None, app_url: str | None = None) -> list[str]:
+    """Markdown telling a reader how to install the `cyclegan` package.
+
+    source_url: a pip-installable git URL of the project (default: $CYCLEGAN_SOURCE_URL); else the app's Space
+    when `app_url` is a huggingface.co/spaces URL (a Space holds the whole project); else a clone of it.
+    """
+    source_url = source_url or os.environ.get("CYCLEGAN_SOURCE_URL")
+    if not source_url and app_url and SPACE_URL.match(app_url.rstrip("/")):
+        source_url = app_url.rstrip("/")
+    if source_url:
+        url = source_url if source_url.startswith("git+") else f"git+{source_url}"
+        return ["It needs the `cyclegan` package (PyTorch, safetensors, huggingface_hub):", "", "```bash",
+                f'pip install "cyclegan @ {url}"', "```", ""]
+    return ["It needs the `cyclegan` package (PyTorch, safetensors, huggingface_hub): in a clone of the cyclegan "
+            "project, `pip install .` (`pip install \".[app]\"` adds the app).", ""]
+
+
 def model_card(config: dict, *, repo_id: str | None = None, run: dict | None = None,
                metrics: dict | None = None, n_params: int | None = None, samples: bool = False,
                losses_plot: bool = False, converted: dict | None = None, app_url: str | None = None,
-               metadata: dict | None = None) -> str:
-    """The card's text.
+               metadata: dict | None = None, local_path: str | Path | None = None,
+               source_url: str | None = None) -> str:
+    """The card's text (Markdown with YAML front matter).
 
+    repo_id: the Hub repo the card is for; without it the card is a local one for the folder `local_path`
+    (default "."): it says where the model is and how to publish it.
     config: the model's config.json. run: RUN/run.json (command, step, epoch, final_losses, data, args).
     metrics: name -> value, when measured. samples / losses_plot: whether samples.png / losses.png sit next to
     the card. converted: for weights converted from the reference implementation, {"files": {role: {"name",
-    "sha256"}}, "notes": [...]}. app_url: where the app runs (default: $CYCLEGAN_APP_URL).
+    "sha256"}}, "notes": [...]}. app_url: where the app runs (default: $CYCLEGAN_APP_URL). source_url: see
+    `install_lines`.
     """
     a, b = config.get("name_A", "A"), config.get("name_B", "B")
-    where = repo_id or "PATH_OR_REPO_ID"
+    where = repo_id or Path(local_path or ".").as_posix()
     meta = default_metadata()
     meta["tags"] = sorted(set(meta["tags"]) | {t for t in (a, b) if re.fullmatch(r"[a-z0-9][a-z0-9_-]*", t)})
     args = (run or {}).get("args") or {}
@@ -100,7 +127,11 @@ def model_card(config: dict, *, repo_id: str | None = None, run: dict | None = N
                                   else "not included (they belong to the training checkpoint)") + " |",
           "| files | `model.safetensors` (weights, safetensors only), `config.json` (architecture, domain names) |", ""]
 
-    L += ["## Use it", "", "```python", "from cyclegan import CycleGAN",
+    if repo_id is None:
+        L += [f"This model is a local folder, `{where}`; it has not been published. To publish it on the Hugging "
+              f"Face Hub: `python -m cyclegan.hub push {where} USER/REPO`.", ""]
+
+    L += ["## Use it", ""] + install_lines(source_url, app_url) + ["```python", "from cyclegan import CycleGAN",
           f'model = CycleGAN.from_pretrained("{where}")',
           f"{_ident(b)} = model.G_AB({_ident(a)})   # NCHW float in [-1, 1]; model.G_BA goes back", "```", ""]
     if app_url:

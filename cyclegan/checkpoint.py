@@ -1,8 +1,18 @@
-"""Training checkpoints as one safetensors file, written atomically.
+"""Training checkpoints (everything an exact resume needs) as one safetensors file, written atomically.
 
-Nested state (networks, optimizers, pools, RNG states) is flattened: tensors become safetensors entries
-named by their path ("opt_G/state/3/exp_avg"), everything else (numbers, lists, strings) goes into the
-file's metadata as JSON. No pickle anywhere, so a checkpoint from someone else cannot run code.
+Why safetensors and not `torch.save` read back with `torch.load(weights_only=True)`: a checkpoint is the kind of
+file people pass around ("resume from my run"), and safetensors has no code path that can run anything, while
+weights_only is a restricted unpickler whose safety depends on its allow list (it has been bypassed before:
+CVE-2025-32434, torch <= 2.5.1). It is also the format of the published model.safetensors, so one reader
+covers both, and the header can be inspected without loading. The price is this module's ~40 lines that
+turn the nested state into a plain layout:
+  - every tensor is an entry named by its path in the state, parts joined by "/":
+    "trainer/model/G_AB.model.1.weight", "trainer/opt_G/state/#3/exp_avg", "rng/torch";
+  - everything else (numbers, strings, lists, None, empty dicts) is one JSON object in the header's
+    metadata, "plain": {path: value};
+  - integer dict keys (the optimizers' parameter ids) are written "#3", so they come back as ints;
+  - metadata "format" = "cyclegan-train-v1".
+Reading it back needs no code from the file's author; a file without that format tag is refused.
 """
 from __future__ import annotations
 
@@ -26,7 +36,13 @@ def _flatten(obj, prefix: str, tensors: dict, plain: dict) -> None:
         tensors[prefix] = obj.detach().cpu().contiguous()
     elif isinstance(obj, dict) and obj:
         for k, v in obj.items():
-            key = str(k) if not isinstance(k, int) else f"#{k}"  # remember int keys (optimizer state ids)
+            if isinstance(k, int) and not isinstance(k, bool):
+                key = f"#{k}"  # remember int keys (optimizer state ids)
+            elif isinstance(k, str) and SEP not in k and not k.startswith("#"):
+                key = k
+            else:
+                raise CheckpointError(f"cannot store the state key {k!r} at {prefix or 'the top'}: keys are ints "
+                                      f"or strings without '{SEP}' that do not start with '#'")
             _flatten(v, f"{prefix}{SEP}{key}" if prefix else key, tensors, plain)
     else:
         plain[prefix] = obj

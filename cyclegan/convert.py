@@ -14,10 +14,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import re
 import sys
-import urllib.request
 from pathlib import Path
 
 import torch
@@ -111,19 +109,11 @@ def normalize(state: dict[str, torch.Tensor], source: str = "state dict") -> tup
         raise ConversionError(f"{source}: residual blocks at model.{blocks}; expected consecutive indices from "
                               f"model.{FIRST_BLOCK}")
 
+    from .model import state_dict_mismatch
+
     expected = ResnetGenerator(ngf=info["ngf"], n_blocks=info["n_blocks"]).state_dict()
-    missing = [k for k in expected if k not in out]
-    unexpected = [origin[k] for k in out if k not in expected]
-    wrong = [f"{origin[k]}: file {tuple(out[k].shape)} vs expected {tuple(expected[k].shape)}"
-             for k in expected if k in out and out[k].shape != expected[k].shape]
+    problems = state_dict_mismatch(expected, out, shown_as=origin, limit=None)
     not_float = [origin[k] for k in out if k in expected and not out[k].is_floating_point()]
-    problems = []
-    if missing:
-        problems.append("missing tensors: " + ", ".join(missing))
-    if unexpected:
-        problems.append("unexpected tensors: " + ", ".join(unexpected))
-    if wrong:
-        problems.append("mis-shaped tensors: " + "; ".join(wrong))
     if not_float:
         problems.append("non-floating-point tensors: " + ", ".join(not_float))
     if problems:
@@ -172,15 +162,17 @@ def convert_pair(a2b: str | Path, b2a: str | Path, name_A: str, name_B: str):
     return model.eval(), record
 
 
-def save_converted(model, record: dict, out: str | Path) -> Path:
-    """config.json, model.safetensors, conversion.json and the model card in OUT."""
+def save_converted(model, record: dict, out: str | Path, repo_id: str | None = None) -> Path:
+    """config.json, model.safetensors, conversion.json and the model card in OUT (the card's loading example names
+    `repo_id`, default OUT)."""
     from .card import model_card, write_card
 
     out = Path(out)
     model.save_pretrained(out)
     (out / "conversion.json").write_text(json.dumps(record, indent=2))
     n_params = sum(p.numel() for p in model.parameters())
-    write_card(out, model_card(model.config, repo_id=str(out), n_params=n_params, converted=record))
+    write_card(out, model_card(model.config.to_dict(), repo_id=repo_id, local_path=None if repo_id else out,
+                               n_params=n_params, converted=record))
     return out
 
 
@@ -195,20 +187,13 @@ def download(name: str, folder: str | Path) -> Path:
     if path.is_file():
         print(f"using {path} (already downloaded)")
         return path
-    base = os.environ.get("CYCLEGAN_PRETRAINED_URL")
-    url = f"{base.rstrip('/')}/{name}.pth" if base else URL_PATTERN.format(name=name)
-    tmp = path.with_suffix(".pth.part")
-    print(f"downloading {url}")
+    from .released import ReleasedModelError, fetch
+
+    print(f"downloading {name}.pth")
     try:
-        with urllib.request.urlopen(url, timeout=60) as r, open(tmp, "wb") as f:
-            while chunk := r.read(1 << 20):
-                f.write(chunk)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise ConversionError(f"cannot download {url}: {e}. Download it yourself and pass it with --a2b/--b2a.") \
-            from None
-    tmp.replace(path)
-    return path
+        return fetch(name, folder)  # time and size limits, partial files removed
+    except ReleasedModelError as e:
+        raise ConversionError(f"{e}. Download it yourself and pass it with --a2b/--b2a.") from None
 
 
 def pair_of(name: str) -> tuple[str, str, str, str]:

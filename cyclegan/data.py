@@ -16,7 +16,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
-from .imageio import ImageError, list_images, load_rgb, pil_to_tensor
+from .images import ImageError, list_images, load_rgb, pil_to_tensor
+from .optional import MissingExtra, require
 
 
 class DataError(RuntimeError):
@@ -48,7 +49,7 @@ class HFColumnDomain:
     """The images of one domain, from one image column of a Hugging Face dataset (empty cells skipped)."""
 
     def __init__(self, dataset, column: str, label: str):
-        import datasets  # optional dependency
+        datasets = require("datasets", "datasets", "Training on a Hugging Face dataset")
 
         if column not in dataset.column_names:
             raise DataError(f"dataset {label} has no column {column!r}; its columns are {dataset.column_names}")
@@ -81,10 +82,9 @@ def hf_domains(name_or_path: str, column_A: str = "imageA", column_B: str = "ima
                split: str = "train") -> tuple[HFColumnDomain, HFColumnDomain]:
     """A Hub dataset by name (e.g. huggan/horse2zebra) or a local `save_to_disk` folder."""
     try:
-        import datasets
-    except ImportError:
-        raise DataError("training from a Hugging Face dataset needs the `datasets` package: "
-                        "pip install datasets") from None
+        datasets = require("datasets", "datasets", "Training on a Hugging Face dataset")
+    except MissingExtra as err:
+        raise DataError(str(err)) from None
     if os.path.isdir(name_or_path):
         ds = datasets.load_from_disk(name_or_path)
     else:

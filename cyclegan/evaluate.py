@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .imageio import tensor_to_uint8
+from .images import tensor_to_uint8
 from .photo2sketch import DEFAULT_TASK, PHOTOS, get_task, task_for
 
 DEFAULT_MODEL = "models/photo2sketch"

@@ -83,7 +83,7 @@ def prepare(path: str | Path, repo_id: str | None, app_url: str | None = None) -
         shutil.copyfile(losses, model_dir / LOSSES_FILE)
     text = model_card(config, repo_id=repo_id, run=run, metrics=metrics, n_params=n_params,
                       samples=(model_dir / SAMPLES_FILE).is_file(), losses_plot=(model_dir / LOSSES_FILE).is_file(),
-                      converted=converted, app_url=app_url)
+                      converted=converted, app_url=app_url, local_path=model_dir)
     write_card(model_dir, text)
 
     files = [model_dir / n for n in (CONFIG, WEIGHTS, "README.md", SAMPLES_FILE, LOSSES_FILE, "conversion.json")]
@@ -93,31 +93,56 @@ def prepare(path: str | Path, repo_id: str | None, app_url: str | None = None) -
     return model_dir, files
 
 
+def short_reason(e: BaseException) -> str:
+    """An exception as one line of at most ~600 characters (the client raises HTTP, connection, validation and OS
+    errors alike, some over many lines)."""
+    reason = " ".join(str(e).split()) or type(e).__name__
+    return reason[:600] + " ..." if len(reason) > 600 else reason
+
+
+def commit_files(repo_id: str, files: dict[str, Path | bytes], *, retry: str, intact: str, repo_type: str = "model",
+                 private: bool = False, token: str | None = None, commit_message: str = "Upload (cyclegan)",
+                 space_sdk: str | None = None, delete: list[str] | None = None, before_commit=None):
+    """Creates the repo if needed (a Space with `space_sdk`) and commits FILES (path in repo -> local file or
+    bytes) in one commit, deleting the repo paths in `delete` (None: ask for none; a callable(api, repo_id,
+    remote_paths) -> paths may choose from the repo's current files). `before_commit(api, repo_id)` runs after
+    the repo exists, before the commit (e.g. to set Space variables). Returns (RepoUrl, commit oid).
+
+    No token, or any failure of the client: HubPublishError with one reason, `intact` (what was left
+    untouched) and the command that retries (`retry`). Binary files go through LFS/Xet as the Hub decides."""
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, constants, get_token
+
+    if token is None and get_token() is None:
+        raise HubPublishError(f"no Hugging Face token: log in with `hf auth login` or set HF_TOKEN, then retry: "
+                              f"{retry}")
+    try:
+        api = HfApi(token=token)
+        url = api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True, space_sdk=space_sdk)
+        if before_commit is not None:
+            before_commit(api, url.repo_id)
+        ops = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=data if isinstance(data, bytes) else str(data))
+               for name, data in files.items()]
+        if callable(delete):
+            remote = api.list_repo_files(url.repo_id, repo_type=repo_type)
+            delete = delete(api, url.repo_id, remote)
+        ops += [CommitOperationDelete(path_in_repo=name) for name in (delete or []) if name not in files]
+        info = api.create_commit(url.repo_id, ops, repo_type=repo_type, commit_message=commit_message)
+    except Exception as e:  # noqa: BLE001 - every client error becomes one line and a retry command
+        raise HubPublishError(f"upload to {repo_id} at {constants.ENDPOINT} failed: {type(e).__name__}: "
+                              f"{short_reason(e)}\n{intact} Retry with: {retry}") from e
+    return url, info.oid
+
+
 def push(path: str | Path, repo_id: str, *, private: bool = False, token: str | None = None,
          commit_message: str | None = None, app_url: str | None = None) -> tuple[str, str]:
     """Publishes a run or model folder in one commit. Returns (repo url, commit id)."""
     path = Path(path)
     retry = f"python -m cyclegan.hub push {path} {repo_id}" + (" --private" if private else "")
     model_dir, files = prepare(path, repo_id, app_url)
-
-    from huggingface_hub import CommitOperationAdd, HfApi, constants, get_token
-
-    endpoint = constants.ENDPOINT
-    if token is None and get_token() is None:
-        raise HubPublishError(f"no Hugging Face token: log in with `hf auth login` or set HF_TOKEN, then retry: "
-                              f"{retry}")
-    try:
-        api = HfApi(token=token)
-        url = api.create_repo(repo_id, private=private, exist_ok=True)
-        ops = [CommitOperationAdd(path_in_repo=f.name, path_or_fileobj=str(f)) for f in files]
-        info = api.create_commit(url.repo_id, ops, commit_message=commit_message or f"Upload {path.name} (cyclegan)")
-    except Exception as e:  # the client raises HTTP, connection, validation and OS errors alike
-        reason = " ".join(str(e).split()) or type(e).__name__
-        if len(reason) > 600:
-            reason = reason[:600] + " ..."
-        raise HubPublishError(f"upload of {path} to {repo_id} at {endpoint} failed: {type(e).__name__}: {reason}\n"
-                              f"The run is intact ({model_dir}). Retry with: {retry}") from e
-    return str(url), info.oid
+    url, oid = commit_files(repo_id, {f.name: f for f in files}, retry=retry, private=private, token=token,
+                            intact=f"The run is intact ({model_dir}).",
+                            commit_message=commit_message or f"Upload {path.name} (cyclegan)")
+    return str(url), oid
 
 
 def publish_run(run_dir: str | Path, repo_id: str, private: bool = False, token: str | None = None,
@@ -128,12 +153,14 @@ def publish_run(run_dir: str | Path, repo_id: str, private: bool = False, token:
 
 
 def pull(repo_or_dir: str, out: str | Path, revision: str | None = None, token: str | None = None) -> Path:
-    """Copies a published model into OUT after loading it strictly; a repo without model.safetensors (a pickle
-    file instead) is refused before anything but config.json is fetched."""
-    from .model import CycleGAN
+    """Copies a published model into OUT after loading it strictly (cyclegan.loading.load_model: a missing path,
+    a repo without model.safetensors or over the size limit, or a hostile config is refused before the weights
+    are downloaded; Hub errors are one line)."""
+    from .loading import load_model
 
     out = Path(out)
-    model = CycleGAN.from_pretrained(repo_or_dir, revision=revision, token=token)
+    spec = f"{repo_or_dir}@{revision}" if revision and not Path(repo_or_dir).is_dir() else repo_or_dir
+    model = load_model(spec, token=token)
     out.mkdir(parents=True, exist_ok=True)
     if Path(repo_or_dir).is_dir():
         import fnmatch

@@ -2,7 +2,7 @@
 
 The layer order of `ResnetGenerator` and `PatchDiscriminator` follows the reference implementation's
 `nn.Sequential` layout, so their state dicts carry the same names and shapes (see
-../shared/reference/*.json) and its released generators load into them unchanged.
+tests/reference/*.json) and its released generators load into them unchanged.
 """
 from __future__ import annotations
 

@@ -13,11 +13,11 @@ import itertools
 import torch
 from torch import nn
 
-from .losses import LossWeights, cycle_loss, discriminator_loss, identity_loss, lsgan
+from .losses import TERM_NAMES, discriminator_loss, generator_terms
 from .model import CycleGAN
 from .pool import ImagePool
 
-LOSS_NAMES = ("G_total", "gan_AB", "gan_BA", "cycle_A", "cycle_B", "idt_A", "idt_B", "D_A", "D_B")
+LOSS_NAMES = ("G_total", *TERM_NAMES, "D_A", "D_B")
 
 
 def lr_factor(epoch: int, n_epochs: int, n_epochs_decay: int) -> float:
@@ -58,9 +58,12 @@ class DiscriminatorPass(nn.Module):
 
 
 class Trainer:
-    """Owns the optimizers and pools of a CycleGAN with discriminators and runs training steps."""
+    """Owns the optimizers and pools of a CycleGAN with discriminators and runs training steps.
 
-    def __init__(self, model: CycleGAN, weights: LossWeights, lr: float = 2e-4, betas=(0.5, 0.999),
+    The loss weights and switches are the model's config (`model.config`, a CycleGANConfig): the generator
+    objective is `cyclegan.losses.generator_terms` on this step's outputs."""
+
+    def __init__(self, model: CycleGAN, *, lr: float = 2e-4, betas=(0.5, 0.999),
                  pool_size: int = 50, seed: int = 0, device: torch.device | str = "cpu", bf16: bool = False,
                  channels_last: bool = False, distributed: bool = False):
         if not model.with_discriminators:
@@ -68,9 +71,9 @@ class Trainer:
         self.device = torch.device(device)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model = model.to(self.device, memory_format=self.memory_format)
-        self.weights = weights
+        self.config = model.config
         self.bf16 = bf16
-        use_identity = weights.lambda_identity > 0
+        use_identity = model.config.lambda_identity > 0
         self.gen_pass: nn.Module = GeneratorPass(model.G_AB, model.G_BA, use_identity)
         self.disc_pass: nn.Module = DiscriminatorPass(model.D_A, model.D_B)
         self.distributed = distributed
@@ -112,7 +115,7 @@ class Trainer:
         return losses
 
     def train_step(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, float]:
-        w, m = self.weights, self.model
+        cfg, m = self.config, self.model
         real_A, real_B = self._prepare(real_A), self._prepare(real_B)
         zero = real_A.new_zeros(())
 
@@ -121,24 +124,17 @@ class Trainer:
             p.requires_grad_(False)
         with self._autocast():
             out = self.gen_pass(real_A, real_B)
-            if w.use_gan:
-                gan_AB = lsgan(m.D_B(out["fake_B"]).float(), True)
-                gan_BA = lsgan(m.D_A(out["fake_A"]).float(), True)
-            else:
-                gan_AB = gan_BA = zero
-        cycle_A = w.lambda_A * cycle_loss(out["rec_A"].float(), real_A) if w.use_cycle_A else zero
-        cycle_B = w.lambda_B * cycle_loss(out["rec_B"].float(), real_B) if w.use_cycle_B else zero
-        if w.lambda_identity > 0:
-            idt_A = w.lambda_identity * w.lambda_A * identity_loss(out["idt_A"].float(), real_A)
-            idt_B = w.lambda_identity * w.lambda_B * identity_loss(out["idt_B"].float(), real_B)
-        else:
-            idt_A = idt_B = zero
-        loss_G = gan_AB + gan_BA + cycle_A + cycle_B + idt_A + idt_B
+            scores = {}
+            if cfg.use_gan:  # the discriminators judge the translations (adversarial terms)
+                scores = {"fake_scores_B": m.D_B(out["fake_B"]), "fake_scores_A": m.D_A(out["fake_A"])}
+        terms = generator_terms(cfg, real_A=real_A, real_B=real_B, rec_A=out["rec_A"], rec_B=out["rec_B"],
+                                idt_A=out["idt_A"], idt_B=out["idt_B"], **scores)
+        loss_G = sum(terms.values())
 
         # ---- discriminators: D_A and D_B, on history-pool fakes ----
         for p in itertools.chain(m.D_A.parameters(), m.D_B.parameters()):
             p.requires_grad_(True)
-        if w.use_gan:
+        if cfg.use_gan:
             fake_A = self.pool_A.query(out["fake_A"].detach())
             fake_B = self.pool_B.query(out["fake_B"].detach())
             with self._autocast():
@@ -148,13 +144,13 @@ class Trainer:
         else:
             loss_D_A = loss_D_B = zero
 
-        values = torch.stack([loss_G, gan_AB, gan_BA, cycle_A, cycle_B, idt_A, idt_B, loss_D_A, loss_D_B]).detach()
+        values = torch.stack([loss_G, *terms.values(), loss_D_A, loss_D_B]).detach()
         values = self._check_finite(values)
 
         self.opt_G.zero_grad(set_to_none=True)
         loss_G.backward()
         self.opt_G.step()
-        if w.use_gan:
+        if cfg.use_gan:
             self.opt_D.zero_grad(set_to_none=True)
             (loss_D_A + loss_D_B).backward()
             self.opt_D.step()

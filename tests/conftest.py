@@ -15,6 +15,12 @@ for p in (ROOT, ROOT / "tests"):
 
 from synthetic import make_unpaired  # noqa: E402
 
+
+def pytest_addoption(parser):
+    parser.addoption("--update-screenshot", action="store_true",
+                     help="tests/test_browser.py copies its screenshot to docs/screenshot.png (the README's)")
+
+
 TINY = ["--ngf", "8", "--n-blocks", "3", "--ndf", "8", "--load-size", "72", "--crop-size", "64", "--threads", "1"]
 
 

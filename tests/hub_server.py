@@ -12,9 +12,12 @@ It answers enough of the Hub API for huggingface_hub's real client to create a r
     GET  /api/{type}s/{ns}/{name}/tree/{rev}[/dir]  file listing
     HEAD|GET /[{type}s/]{ns}/{name}/resolve/{rev}/{path}   with X-Repo-Commit, ETag, Content-Length
     GET  /api/whoami-v2
+    GET|POST|DELETE /api/spaces/{ns}/{name}/variables   a Space's variables (create_repo type "space" needs an sdk)
 
-Writes need an `Authorization: Bearer TOKEN` header (any token, or the one given with --token); private
-repos need it to be read. Faults can be injected (`--fail-commits N`, or `HubServer.fail(...)` in
+Writes need an `Authorization: Bearer TOKEN` header (any token, or the one given with --token; a wrong token is
+refused on every request when --token is set); private repos need it to be read. A gated repo's downloads
+answer 403 GatedRepo to tokens that were not granted. `HubServer.put(repo, {path: bytes | Announced(size)})`
+fills a repo directly; an `Announced` file is listed with its size but never held (a 50 GB weights file). Faults can be injected (`--fail-commits N`, or `HubServer.fail(...)` in
 tests) to simulate an upload that breaks half-way.
 
     python tests/hub_server.py --port 8765          # then: HF_ENDPOINT=http://127.0.0.1:8765 HF_TOKEN=x ...
@@ -27,12 +30,14 @@ import argparse
 import base64
 import hashlib
 import json
+import os
 import re
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
@@ -42,8 +47,26 @@ PIPELINE_TAGS = {"image-to-image", "image-classification", "unconditional-image-
                  "image-segmentation", "depth-estimation", "other"}
 
 
+class Announced(bytes):
+    """A file the server lists with a declared size but does not hold (its content is empty): metadata,
+    trees and HEAD report `size`; a GET is refused. Lets a test announce a 50 GB weights file."""
+
+    size: int
+
+    def __new__(cls, size: int):
+        obj = super().__new__(cls, b"")
+        obj.size = int(size)
+        return obj
+
+
+def size_of(data: bytes) -> int:
+    return data.size if isinstance(data, Announced) else len(data)
+
+
 def git_oid(data: bytes) -> str:
     """The git blob id of a file's content (what the Hub reports for regular files)."""
+    if isinstance(data, Announced):
+        return hashlib.sha1(b"announced %d" % data.size).hexdigest()
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
@@ -64,6 +87,10 @@ class Repo:
     commits: dict[str, Commit] = field(default_factory=dict)
     branches: dict[str, str] = field(default_factory=dict)
     created: str = ""
+    sdk: str | None = None                                     # a Space's SDK ("gradio", ...)
+    variables: dict[str, dict] = field(default_factory=dict)   # a Space's variables: key -> {value, description}
+    gated: bool = False                                        # downloads need a granted token
+    granted: set[str] = field(default_factory=set)             # tokens that accepted a gated repo's conditions
 
     def resolve(self, rev: str) -> Commit | None:
         sha = self.branches.get(rev, rev)
@@ -104,12 +131,12 @@ class HubState:
         return c
 
     def fail(self, method: str, path_pattern: str, times: int = 1, status: int = 500,
-             mode: str = "status") -> None:
+             mode: str = "status", delay: float = 0.0) -> None:
         """The next `times` requests matching METHOD and the regex fail: with `status`, or mode "drop"
-        (the connection is closed without an answer)."""
+        (the connection is closed without an answer), or mode "slow" (answered normally after `delay` s)."""
         with self.lock:
             self.faults.append(dict(method=method, pattern=re.compile(path_pattern), times=times, status=status,
-                                    mode=mode))
+                                    mode=mode, delay=delay))
 
     def take_fault(self, method: str, path: str) -> dict | None:
         with self.lock:
@@ -150,7 +177,9 @@ def validate_card_metadata(content: str) -> list[str]:
             errors.append(f'"{key}" must be a string')
     if isinstance(meta.get("pipeline_tag"), str) and meta["pipeline_tag"] not in PIPELINE_TAGS:
         errors.append(f'"pipeline_tag" must be a known task, got {meta["pipeline_tag"]!r}')
-    for key in ("tags", "datasets"):
+    if "sdk" in meta and meta["sdk"] not in ("gradio", "docker", "static"):
+        errors.append(f'"sdk" must be one of gradio, docker, static, got {meta["sdk"]!r}')
+    for key in ("tags", "datasets", "models"):
         if key in meta and not (isinstance(meta[key], list) and all(isinstance(t, str) for t in meta[key])):
             errors.append(f'"{key}" must be a list of strings')
     if meta.get("license") == "other" and not meta.get("license_name"):
@@ -175,6 +204,9 @@ class Handler(BaseHTTPRequestHandler):
         fault = self.state.take_fault(method, path)
         status = 0
         try:
+            if fault is not None and fault["mode"] == "slow":
+                time.sleep(fault["delay"])
+                fault = None
             if fault is not None:
                 if fault["mode"] == "drop":
                     self.state.log.append((method, path, -1))
@@ -182,6 +214,9 @@ class Handler(BaseHTTPRequestHandler):
                     self.connection.shutdown(2)
                     return
                 raise HubError(fault["status"], "Internal Error (injected fault)")
+            tok = self.token()
+            if tok is not None and self.state.token is not None and tok != self.state.token:
+                raise HubError(401, "Invalid credentials in Authorization header")
             status = self.route(method, path, query, body)
         except HubError as e:
             status = e.status
@@ -278,6 +313,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self.info(self.get_repo(repo_type, repo_id), "/".join(rest[1:]))
             if method == "GET" and len(rest) >= 2 and rest[0] == "tree":
                 return self.tree(self.get_repo(repo_type, repo_id), rest[1], "/".join(rest[2:]))
+            if repo_type == "space" and rest == ["variables"]:
+                return self.variables(method, self.get_repo(repo_type, repo_id), json.loads(body or b"{}"))
         if method in ("GET", "HEAD") and "resolve" in parts:
             i = parts.index("resolve")
             prefix = parts[:i]
@@ -303,8 +340,12 @@ class Handler(BaseHTTPRequestHandler):
             if repo is not None:
                 raise HubError(409, "You already created this repo", body={
                     "error": "You already created this repo", "url": self.repo_url(repo)})
+            if repo_type == "space" and req.get("sdk") not in ("gradio", "docker", "static"):
+                raise HubError(400, f"a Space needs an sdk (gradio, docker or static), got {req.get('sdk')!r}")
             repo = Repo(repo_id, repo_type, req.get("visibility") == "private" or bool(req.get("private")),
-                        created=now())
+                        created=now(), sdk=req.get("sdk"))
+            for var in req.get("variables") or []:
+                repo.variables[var["key"]] = {"value": var["value"], "description": var.get("description")}
             self.state.repos[(repo_type, repo_id)] = repo
             self.state.commit(repo, "main", "initial commit", {".gitattributes": b"*.safetensors filter=lfs\n"})
         return self.send_json(200, {"url": self.repo_url(repo), "name": repo_id, "id": repo_id})
@@ -355,18 +396,38 @@ class Handler(BaseHTTPRequestHandler):
         c = repo.resolve(rev)
         if c is None:
             raise HubError(404, f"Invalid rev id: {rev}", "RevisionNotFound")
-        return self.send_json(200, {
+        payload = {
             "_id": repo.repo_id, "id": repo.repo_id, "modelId": repo.repo_id, "author": repo.repo_id.split("/")[0],
-            "sha": c.sha, "private": repo.private, "gated": False, "disabled": False, "lastModified": c.date,
-            "createdAt": repo.created, "tags": [], "downloads": 0, "likes": 0,
-            "siblings": [{"rfilename": p, "size": len(d)} for p, d in sorted(c.files.items())]})
+            "sha": c.sha, "private": repo.private, "gated": "auto" if repo.gated else False, "disabled": False,
+            "lastModified": c.date, "createdAt": repo.created, "tags": [], "downloads": 0, "likes": 0,
+            "siblings": [{"rfilename": p, "size": size_of(d), "blobId": git_oid(d)} for p, d in sorted(c.files.items())]}
+        if repo.repo_type == "space":
+            payload.update(sdk=repo.sdk, subdomain=repo.repo_id.replace("/", "-"),
+                           runtime={"stage": "BUILDING", "hardware": {"current": None, "requested": "cpu-basic"}})
+        return self.send_json(200, payload)
+
+    def variables(self, method: str, repo: Repo, req: dict) -> int:
+        """A Space's variables: GET lists them, POST adds or updates one, DELETE removes one."""
+        if method != "GET" or repo.private:
+            self.require_auth()
+        with self.state.lock:
+            if method == "POST":
+                if not isinstance(req.get("key"), str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", req["key"]):
+                    raise HubError(400, f"invalid variable key {req.get('key')!r}")
+                repo.variables[req["key"]] = {"value": str(req.get("value", "")), "description": req.get("description"),
+                                              "updatedAt": now()}
+            elif method == "DELETE":
+                repo.variables.pop(req.get("key"), None)
+            elif method != "GET":
+                raise HubError(405, f"{method} not allowed on variables")
+            return self.send_json(200, {k: dict(v) for k, v in repo.variables.items()})
 
     def tree(self, repo: Repo, rev: str, folder: str) -> int:
         c = repo.resolve(rev)
         if c is None:
             raise HubError(404, f"Invalid rev id: {rev}", "RevisionNotFound")
         prefix = folder.rstrip("/") + "/" if folder else ""
-        entries = [{"type": "file", "oid": git_oid(d), "size": len(d), "path": p}
+        entries = [{"type": "file", "oid": git_oid(d), "size": size_of(d), "path": p}
                    for p, d in sorted(c.files.items()) if p.startswith(prefix)]
         if folder and not entries:
             raise HubError(404, f"{folder} does not exist", "EntryNotFound")
@@ -378,10 +439,14 @@ class Handler(BaseHTTPRequestHandler):
             raise HubError(404, f"Invalid rev id: {rev}", "RevisionNotFound")
         if path not in c.files:
             raise HubError(404, "Entry not found", "EntryNotFound")
+        if repo.gated and self.token() not in repo.granted:
+            raise HubError(403, "Access to model is restricted: you must accept its conditions", "GatedRepo")
         data = c.files[path]
+        if isinstance(data, Announced) and not head:
+            raise HubError(500, f"{path} is only announced ({data.size} bytes): this test server does not hold it")
         self.send_response(200)
         self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Content-Length", str(size_of(data)))
         self.send_header("ETag", f'"{git_oid(data)}"')
         self.send_header("X-Repo-Commit", c.sha)
         self.send_header("Accept-Ranges", "none")
@@ -414,6 +479,20 @@ class HubServer:
     def fail(self, *args, **kwargs) -> None:
         self.state.fail(*args, **kwargs)
 
+    def put(self, repo_id: str, files: dict[str, bytes], *, repo_type: str = "model", message: str = "add files",
+            private: bool = False, gated: bool = False, branch: str = "main") -> str:
+        """Creates the repo if needed and commits `files` (bytes, or `Announced(size)` for a file the server only
+        lists) straight into the state; returns the commit sha. For tests that need a repo without a client."""
+        with self.state.lock:
+            repo = self.state.repos.get((repo_type, repo_id))
+            if repo is None:
+                repo = Repo(repo_id, repo_type, private, created=now(), gated=gated,
+                            sdk="gradio" if repo_type == "space" else None)
+                self.state.repos[(repo_type, repo_id)] = repo
+                self.state.commit(repo, "main", "initial commit", {".gitattributes": b"*.safetensors filter=lfs\n"})
+            head = repo.resolve(branch) or repo.resolve("main")
+            return self.state.commit(repo, branch, message, {**head.files, **files}).sha
+
     def files(self, repo_id: str, rev: str = "main", repo_type: str = "model") -> dict[str, bytes]:
         repo = self.state.repos[(repo_type, repo_id)]
         return dict(repo.resolve(rev).files)
@@ -442,6 +521,23 @@ except ImportError:  # pragma: no cover
     pass
 
 
+def detach(pid_file: str | None = None) -> int:
+    """Forks: the child goes on (returns 0) serving on the socket the parent already bound, so no client can arrive
+    before it listens, with its standard streams on /dev/null (so `$(...)` and pipes do not wait for it); the
+    parent gets the child's pid (to print, then exit). For `--detach`."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+    elif pid_file:
+        Path(pid_file).parent.mkdir(parents=True, exist_ok=True)
+        Path(pid_file).write_text(f"{pid}\n")
+    return pid
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description="A small Hub-compatible server on 127.0.0.1 (in memory) for tests and "
                                             "offline demos. Point huggingface_hub at it with HF_ENDPOINT.")
@@ -449,10 +545,18 @@ def main(argv=None) -> int:
     p.add_argument("--token", default=None, help="accept only this token for writes (default: any token)")
     p.add_argument("--fail-commits", type=int, default=0, metavar="N",
                    help="answer the first N commit requests with a 500 error (simulates a failed upload)")
+    p.add_argument("--detach", action="store_true",
+                   help="serve from a background process and return once the port accepts connections (prints its "
+                        "pid, for `kill PID`)")
+    p.add_argument("--pid-file", default=None, help="with --detach: also write the server's pid to this file")
     args = p.parse_args(argv)
-    server = HubServer(port=args.port, token=args.token)
+    server = HubServer(port=args.port, token=args.token)  # listening from here on
     if args.fail_commits:
         server.fail("POST", r"^/api/\w+/[^/]+/[^/]+/commit/", times=args.fail_commits)
+    if args.detach and (pid := detach(args.pid_file)):
+        print(f"Hub server on {server.url} (HF_ENDPOINT={server.url}), pid {pid}; stop it with: kill {pid}",
+              flush=True)
+        return 0
     print(f"Hub server on {server.url} (HF_ENDPOINT={server.url}); Ctrl-C stops it", flush=True)
     try:
         server.httpd.serve_forever()

@@ -1,11 +1,15 @@
-"""app.py launched on 127.0.0.1 in a subprocess, driven with gradio_client like any API user."""
+"""The app built in-process (`app.build_demo`) and served on 127.0.0.1, driven with gradio_client like any API user;
+one test starts `python app.py` itself. Tiny models (ngf 8, 3 blocks) keep it fast."""
 from __future__ import annotations
 
+import contextlib
+import http.server
 import io
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -20,6 +24,10 @@ from cyclegan import CycleGAN
 ROOT = Path(__file__).resolve().parents[1]
 MAX_SIDE = 128
 MAX_PIXELS = 1_000_000
+# /explain's outputs, in the order gradio_client returns them
+OUT = {k: i for i, k in enumerate(["real", "fake", "rec", "idt", "cycle", "identity", "realness", "error_bar",
+                                   "realness_bar", "numbers", "numbers_json", "slider", "status", "sidebar"])}
+PANELS = ["real", "fake", "rec", "idt", "cycle", "identity", "realness"]
 
 
 def free_port() -> int:
@@ -33,6 +41,24 @@ def tiny_model(folder: Path, name_A="horse", name_B="zebra", with_discriminators
     CycleGAN(name_A=name_A, name_B=name_B, ngf=8, n_blocks=3, ndf=8,
              with_discriminators=with_discriminators).save_pretrained(folder)
     return folder
+
+
+@contextlib.contextmanager
+def served(model_dir: Path | None, tmp: Path, **settings):
+    """The app built in this process from Settings(**settings) and served on a free port; yields (url, demo)."""
+    import app
+    base = dict(model=str(model_dir) if model_dir else "", max_side=MAX_SIDE, max_pixels=MAX_PIXELS,
+                max_file_size="1mb", threads=1, models_dir=tmp / "no-models", examples=tmp / "no-examples",
+                released_cache=tmp / "released", backend="torch")
+    s = app.Settings.from_env({}, **{**base, **settings})
+    demo = app.build_demo(s)
+    port = free_port()
+    app.serve(demo, s, prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
+    try:
+        yield f"http://127.0.0.1:{port}/", demo
+    finally:
+        demo.close()
+        demo.cyclegan_app.panels.close()
 
 
 def start_app(model_dir: Path, log: Path, **env) -> tuple[subprocess.Popen, str]:
@@ -70,18 +96,16 @@ def stop_app(proc: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
+def app_url(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("app")
-    model_dir = tiny_model(tmp / "model")
-    proc, url = start_app(model_dir, tmp / "app.log")
-    yield url, tmp
-    stop_app(proc)
+    with served(tiny_model(tmp / "model"), tmp, keep_models=1) as (url, _):
+        yield url, tmp
 
 
 @pytest.fixture(scope="module")
-def client(app):
+def client(app_url):
     from gradio_client import Client
-    return Client(app[0], verbose=False)
+    return Client(app_url[0], verbose=False)
 
 
 def write(path: Path, img: Image.Image, fmt: str | None = None, **kw) -> str:
@@ -98,51 +122,86 @@ def explain(client, path: str, direction="AtoB", noise=0, overlay=False):
     return client.predict(handle_file(path), direction, noise, overlay, api_name="/explain")
 
 
-PANELS = range(7)   # x, G(x), F(G(x)), F(x), cycle error, identity error, realness
-
-
 def check_good(result, size):
-    for i in PANELS:
-        img = Image.open(result[i])
-        assert img.format == "PNG" and img.size == size, (i, img.format, img.size)
-        assert np.asarray(img).std() > 0 or i >= 4, i
-    for i in (7, 8):                                   # the two colour bars
-        assert Image.open(result[i]).format == "PNG"
-    assert "cycle L1" in result[9] and "PSNR" in result[9]
-    numbers = result[10]
+    for name in PANELS:
+        img = Image.open(result[OUT[name]])
+        assert img.format == "PNG" and img.size == size, (name, img.format, img.size)
+        assert np.asarray(img).std() > 0 or name in ("cycle", "identity", "realness"), name
+    for name in ("error_bar", "realness_bar"):
+        assert Image.open(result[OUT[name]]).format == "PNG"
+    assert "cycle L1" in result[OUT["numbers"]] and "PSNR" in result[OUT["numbers"]]
+    numbers = result[OUT["numbers_json"]]
     assert (numbers["width"], numbers["height"]) == size
     for key in ("cycle_l1", "identity_l1", "cycle_term", "identity_term", "gan_term", "psnr_reconstruction_db"):
         assert isinstance(numbers[key], float), key
-    before, after = result[11]
+    before, after = result[OUT["slider"]]
     assert Image.open(before).size == size and Image.open(after).size == size
 
 
-def test_every_panel_comes_back_with_the_right_size(app, client):
-    tmp = app[1]
+def test_importing_the_app_starts_nothing(tmp_path):
+    # No server, no model, no folder, no thread setting and no environment change at import time.
+    code = """
+import os, socket, sys, threading
+import torch
+threads, env, before = torch.get_num_threads(), dict(os.environ), set(threading.enumerate())
+import cyclegan.model as m
+built = []
+init = m.CycleGAN.__init__
+m.CycleGAN.__init__ = lambda self, *a, **k: (built.append(1), init(self, *a, **k))[1]
+import app
+assert not built, "a model was built at import"
+assert torch.get_num_threads() == threads, "torch threads changed at import"
+assert dict(os.environ) == env, "os.environ changed at import"
+new = [t.name for t in set(threading.enumerate()) - before if t.is_alive()]
+assert not any("uvicorn" in n.lower() or "server" in n.lower() for n in new), new
+print("ok")
+"""
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    work = tmp_path / "cwd"
+    work.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmpdir), "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": str(ROOT),
+           "GRADIO_TEMP_DIR": str(tmpdir / "gradio")}
+    r = subprocess.run([sys.executable, "-c", code], cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-3000:]
+    assert not list(tmpdir.iterdir()), sorted(p.name for p in tmpdir.iterdir())
+    assert not list(work.iterdir()), sorted(p.name for p in work.iterdir())
+
+
+def test_every_panel_comes_back_with_the_right_size(app_url, client):
+    tmp = app_url[1]
     check_good(explain(client, write(tmp / "wide.jpg", rand_image(300, 200))), (128, 85))
     check_good(explain(client, write(tmp / "small.png", rand_image(37, 23, seed=1)), "BtoA"), (37, 23))
 
 
-def test_results_stream_g_of_x_first_and_every_streamed_file_downloads_whole(app, client):
+def test_labels_follow_the_direction(app_url, client):
+    path = write(app_url[1] / "dir.png", rand_image(40, 30, seed=9))
+    forward, backward = explain(client, path, "AtoB"), explain(client, path, "BtoA")
+    assert "**G_AB** (horse → zebra)" in forward[OUT["sidebar"]]
+    assert "**G_AB** translates and **G_BA** maps back" in forward[OUT["sidebar"]]
+    assert "**G_BA** translates and **G_AB** maps back" in backward[OUT["sidebar"]]
+    assert "G_AB(G_BA(x))" in backward[OUT["numbers"]] and "D_A(G_BA(x))" in backward[OUT["numbers"]]
+    assert "G_BA(G_AB(x))" in forward[OUT["numbers"]] and "D_B(G_AB(x))" in forward[OUT["numbers"]]
+
+
+def test_results_stream_g_of_x_first_and_every_streamed_file_downloads_whole(app_url, client):
     # The same picture four times: G(x) goes out in the first message and again in the last, and the client
-    # downloads the first copy while the server writes the second (a truncated download came back as an
-    # exception in job.outputs() when the server rewrote its cached file in place).
+    # downloads the first copy while the server writes the second.
     from gradio_client import handle_file
     for i in range(4):
-        job = client.submit(handle_file(write(app[1] / f"s{i}.png", rand_image(64, 48, seed=2))), "AtoB", 0, False,
-                            api_name="/explain")
+        job = client.submit(handle_file(write(app_url[1] / f"s{i}.png", rand_image(64, 48, seed=2))), "AtoB", 0,
+                            False, api_name="/explain")
         job.result(timeout=120)
         outputs = job.outputs()
         assert len(outputs) >= 2
-        assert all(isinstance(o, tuple) and len(o) == 12 for o in outputs), [repr(o)[:200] for o in outputs]
-        assert outputs[0][1] is not None and outputs[0][2] is None          # G(x) alone first
-        assert all(v is not None for v in outputs[-1][:9])
-        for path in (outputs[0][0], outputs[0][1]):
-            assert Image.open(path).size == (64, 48)
+        assert outputs[0][OUT["fake"]] is not None and outputs[0][OUT["rec"]] is None    # G(x) alone first
+        assert all(outputs[-1][OUT[k]] is not None for k in PANELS)
+        for k in ("real", "fake"):
+            assert Image.open(outputs[0][OUT[k]]).size == (64, 48)
 
 
-def test_awkward_images_work(app, client):
-    tmp = app[1]
+def test_awkward_images_work(app_url, client):
+    tmp = app_url[1]
     rotated = rand_image(60, 40)
     exif = rotated.getexif()
     exif[0x0112] = 6
@@ -157,92 +216,274 @@ def test_awkward_images_work(app, client):
     ]
     for path, size in cases:
         result = explain(client, path)
-        for i in PANELS:
-            assert Image.open(result[i]).size == size, (path, i)
+        for name in PANELS:
+            assert Image.open(result[OUT[name]]).size == size, (path, name)
 
 
-def test_bad_inputs_give_their_message_and_the_next_request_works(app, client):
+def test_bad_inputs_give_one_sentence_and_no_traceback_and_the_next_request_works(app_url, client, capfd, caplog):
     from gradio_client.exceptions import AppError
-    tmp = app[1]
+    tmp = app_url[1]
     png = io.BytesIO()
     rand_image(64, 64).save(png, "PNG")
     (tmp / "empty.png").write_bytes(b"")
     (tmp / "text.png").write_text("this is not an image")
     (tmp / "cut.png").write_bytes(png.getvalue()[:400])
-    big = tmp / "bomb.png"
-    Image.new("L", (2000, 1000)).save(big)                   # 2 megapixels, a few kB: over the pixel limit
+    Image.new("L", (2000, 1000)).save(tmp / "bomb.png")       # 2 megapixels, a few kB: over the pixel limit
     cases = {"empty.png": "the file is empty", "text.png": "not an image", "cut.png": "corrupt or truncated",
              "bomb.png": "more than the limit"}
     good = write(tmp / "good.png", rand_image(40, 30, seed=4))
+    capfd.readouterr()
     for name, message in cases.items():
         with pytest.raises(AppError, match=message) as info:
             explain(client, str(tmp / name))
-        assert str(tmp) not in str(info.value) and "/tmp/gradio" not in str(info.value)
+        text = str(info.value)
+        assert str(tmp) not in text and "/tmp/gradio" not in text
+        assert text.endswith(".") and not text.endswith(".."), text
         check_good(explain(client, good), (40, 30))
+    log = "".join(capfd.readouterr())
+    assert "Traceback" not in log, log[-2000:]
+    refused = [r.getMessage() for r in caplog.records if r.name == "cyclegan.app"]
+    assert len(refused) == len(cases) and all(m.startswith("refused: That file cannot be used") for m in refused)
+    assert not any(r.exc_info for r in caplog.records), "a traceback was logged"
 
 
-def test_upload_limit_is_enforced_by_the_server(app):
+def test_upload_limit_is_enforced_by_the_server(app_url):
     import httpx
-    data = os.urandom(1_200_000)                             # over CYCLEGAN_MAX_FILE_SIZE=1mb
-    r = httpx.post(app[0] + "gradio_api/upload", files={"files": ("big.png", data, "image/png")}, timeout=60)
+    data = os.urandom(1_200_000)                             # over max_file_size=1mb
+    r = httpx.post(app_url[0] + "gradio_api/upload", files={"files": ("big.png", data, "image/png")}, timeout=60)
     assert r.status_code == 413
 
 
-def test_noise_and_overlay(app, client):
-    path = write(app[1] / "n.png", rand_image(48, 48, seed=6))
+def test_noise_and_overlay(app_url, client):
+    path = write(app_url[1] / "n.png", rand_image(48, 48, seed=6))
     clean, noisy = explain(client, path), explain(client, path, noise=20)
-    assert "cycle_l1_without_noise" in noisy[10]
-    assert noisy[10]["cycle_l1_without_noise"] == pytest.approx(clean[10]["cycle_l1"], rel=1e-5)
-    assert not np.array_equal(np.asarray(Image.open(clean[2])), np.asarray(Image.open(noisy[2])))
+    n = OUT["numbers_json"]
+    assert noisy[n]["cycle_l1_without_noise"] == pytest.approx(clean[n]["cycle_l1"], rel=1e-5)
+    assert not np.array_equal(np.asarray(Image.open(clean[OUT["rec"]])), np.asarray(Image.open(noisy[OUT["rec"]])))
     over = explain(client, path, overlay=True)
-    assert not np.array_equal(np.asarray(Image.open(clean[4])), np.asarray(Image.open(over[4])))
+    assert not np.array_equal(np.asarray(Image.open(clean[OUT["cycle"]])), np.asarray(Image.open(over[OUT["cycle"]])))
 
 
-def test_loading_models(app, client, tmp_path):
-    from gradio_client import Client
-    other = tiny_model(tmp_path / "catdog", "cat", "dog", with_discriminators=False, seed=1)
-    c = Client(app[0], verbose=False)                        # its own session: its own model choice
-    path = write(app[1] / "m.png", rand_image(40, 40, seed=7))
-    before = explain(c, path)
-    status = c.predict(str(tmp_path / "nowhere"), api_name="/load_model")
-    assert "neither a local folder nor a Hub repo id" in status[0] and "previous model" in status[0]
-    assert explain(c, path, noise=1)[10]["cycle_l1_without_noise"] == pytest.approx(before[10]["cycle_l1"])
-    status = c.predict(str(other), api_name="/load_model")
-    assert status[0].startswith("Loaded") and "cat" in status[1] and "dog" in status[1]
-    after = explain(c, path)
-    assert "gan_term" not in after[10] and after[6] is None                # no discriminator in that one
-    assert explain(client, path)[10]["cycle_l1"] == pytest.approx(before[10]["cycle_l1"])  # others unaffected
-
-
-def test_why_both_losses_compares_the_shipped_ablations(app, client):
+def test_full_resolution_download_has_the_uploads_size(app_url, client):
     from gradio_client import handle_file
-    from cyclegan.explain import ABLATIONS
-    path = write(app[1] / "compare.png", rand_image(60, 40, seed=3))
-    gallery = client.predict(handle_file(path), "AtoB", api_name="/compare")
-    assert len(gallery) == 2 * len(ABLATIONS)   # G(x) and F(G(x)) for each objective
-    captions = [item["caption"] for item in gallery]
-    assert captions[0] == "cycle alone: G(x)" and captions[-1].startswith("full CycleGAN: F(G(x)), cycle L1 ")
-    for item in gallery:
-        img = Image.open(item["image"])
-        assert img.format == "PNG" and img.size == (60, 40)
-    not_an_image = app[1] / "notes.png"
-    not_an_image.write_text("not an image")
-    with pytest.raises(Exception, match="cannot be used"):
-        client.predict(handle_file(str(not_an_image)), "AtoB", api_name="/compare")
+    path = write(app_url[1] / "big.png", rand_image(300, 210, seed=8))      # larger than the 128 px panels
+    files, status = client.predict(handle_file(path), "AtoB", api_name="/full_resolution")
+    assert len(files) == 2 and "300×210" in status and status.endswith(".")
+    for f in files:
+        img = Image.open(f)
+        assert img.format == "PNG" and img.size == (300, 210)
+    panel = explain(client, path)                                         # the panels stay at display size
+    assert Image.open(panel[OUT["fake"]]).size == (128, 90)
+
+
+def test_loading_models_per_session_and_reloading_an_evicted_one(app_url, client, tmp_path):
+    from gradio_client import Client
+    cat = tiny_model(tmp_path / "catdog", "cat", "dog", with_discriminators=False, seed=1)
+    owl = tiny_model(tmp_path / "owl", "owl", "bat", seed=2)
+    c = Client(app_url[0], verbose=False)                        # its own session: its own model choice
+    path = write(app_url[1] / "m.png", rand_image(40, 40, seed=7))
+    before = explain(c, path)
+    status = c.predict(str(tmp_path / "nowhere"), api_name="/load_model")[0]
+    assert "previous" in status or "Still using" in status, status
+    assert explain(c, path)[OUT["numbers_json"]]["cycle_l1"] == pytest.approx(before[OUT["numbers_json"]]["cycle_l1"])
+    status = c.predict(str(cat), api_name="/load_model")[0]
+    assert status.startswith("Loaded") and status.endswith("."), status
+    after = explain(c, path)
+    assert "gan_term" not in after[OUT["numbers_json"]] and after[OUT["realness"]] is None   # no discriminator
+    assert "cat" in after[OUT["sidebar"]] and "dog" in after[OUT["sidebar"]]
+    assert explain(client, path)[OUT["numbers_json"]]["cycle_l1"] == pytest.approx(
+        before[OUT["numbers_json"]]["cycle_l1"])                                         # others unaffected
+    # keep_models=1: another session's choice evicts cat/dog; this session gets it back, not the default
+    Client(app_url[0], verbose=False).predict(str(owl), api_name="/load_model")
+    again = explain(c, path)
+    assert again[OUT["numbers_json"]]["cycle_l1"] == pytest.approx(after[OUT["numbers_json"]]["cycle_l1"])
+    assert again[OUT["status"]] == ""
+    # evicted and gone from disk: the page says it fell back
+    Client(app_url[0], verbose=False).predict(str(tiny_model(tmp_path / "emu", "emu", "elk", seed=3)),
+                                              api_name="/load_model")
+    import shutil
+    shutil.rmtree(cat)
+    fallback = explain(c, path)
+    assert "default model" in fallback[OUT["status"]] and "could not be loaded again" in fallback[OUT["status"]]
+    assert "horse" in fallback[OUT["sidebar"]]
+
+
+def test_model_box_settings(tmp_path):
+    from gradio_client import Client
+    other = tiny_model(tmp_path / "other", "cat", "dog", seed=1)
+    for box, allowed in (("off", False), ("allowlist", False), ("open", True)):
+        with served(tiny_model(tmp_path / "model"), tmp_path, model_box=box) as (url, _):
+            status = Client(url, verbose=False).predict(str(other), api_name="/load_model")[0]
+            assert status.startswith("Loaded") == allowed, (box, status)
+            if not allowed:
+                assert "this server" in status and status.endswith("."), status
+    with served(tiny_model(tmp_path / "model"), tmp_path, model_box="allowlist", model_allow=(str(other),)) as (url, _):
+        assert Client(url, verbose=False).predict(str(other), api_name="/load_model")[0].startswith("Loaded")
+
+
+def test_uploads_and_outputs_expire(tmp_path):
+    from gradio_client import Client
+    with served(tiny_model(tmp_path / "model"), tmp_path, cache_ttl_s=2) as (url, demo):
+        page = urllib.request.urlopen(url + "config", timeout=30).read().decode()
+        assert "Uploads and results are deleted from the server after 2 seconds." in page
+        explain(Client(url, verbose=False, download_files=False),
+                         write(tmp_path / "x.png", rand_image(40, 30)))
+        cached = [Path(f) for s in demo.temp_file_sets for f in s]
+        assert len(cached) >= 8, cached                      # the upload and every panel
+        assert all(p.exists() for p in cached)
+        time.sleep(6)
+        assert not [p for p in cached if p.exists()], "files outlived the expiry"
+
+
+def test_a_visitor_over_the_queue_size_is_told_the_server_is_busy(tmp_path):
+    from gradio_client import Client, handle_file
+    with served(tiny_model(tmp_path / "model"), tmp_path, queue_size=1, max_side=256) as (url, _):
+        path = write(tmp_path / "q.png", rand_image(256, 256))
+        jobs = [Client(url, verbose=False).submit(handle_file(path), "AtoB", 0, False, api_name="/explain")
+                for _ in range(6)]
+        errors = []
+        for job in jobs:
+            try:
+                job.result(timeout=120)
+            except Exception as e:
+                errors.append(e)
+        assert errors and all("Queue is full" in str(e) for e in errors), errors
+        assert len(errors) < len(jobs)
+
+
+def test_why_both_losses_compares_the_shipped_ablations(client, app_url):
+    from gradio_client import handle_file
+    import app
+    with served(None, app_url[1], models_dir=ROOT / "models") as (url, _):
+        from gradio_client import Client
+        c = Client(url, verbose=False)
+        path = write(app_url[1] / "compare.png", rand_image(60, 40, seed=3))
+        out = c.predict(handle_file(path), "AtoB", api_name="/compare")
+        assert len(out) == 3 * len(app.ABLATIONS)              # G(x), F(G(x)) and the cycle error of each
+        for i, name in enumerate(app.ABLATIONS):
+            fake, rec, numbers = out[3 * i:3 * i + 3]
+            for f in (fake, rec):
+                img = Image.open(f)
+                assert img.format == "PNG" and img.size == (60, 40)
+            assert numbers.startswith("cycle L1 ")
+        not_an_image = app_url[1] / "notes.png"
+        not_an_image.write_text("not an image")
+        with pytest.raises(Exception, match="cannot be used"):
+            c.predict(handle_file(str(not_an_image)), "AtoB", api_name="/compare")
+
+
+# -- released pairs from a local mirror -------------------------------------------------------------------------
+class Mirror:
+    """Serves stand-in .pth files in the released layout on 127.0.0.1 and counts the requests for each."""
+
+    def __init__(self, folder: Path):
+        self.folder, self.hits = folder, {}
+        mirror = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *a, **k):
+                super().__init__(*a, directory=str(folder), **k)
+
+            def do_GET(self):
+                mirror.hits[self.path] = mirror.hits.get(self.path, 0) + 1
+                time.sleep(0.3)        # slow enough that two choosers overlap
+                super().do_GET()
+
+            def log_message(self, *a):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+def reference_generator_file(path: Path, seed: int) -> None:
+    """A stand-in for a released generator: the reference layout (model.N...), ngf 8, 2 residual blocks."""
+    from cyclegan.networks import ResnetGenerator
+    torch.manual_seed(seed)
+    torch.save(ResnetGenerator(ngf=8, n_blocks=2).state_dict(), path)
+
+
+def test_released_pair_downloads_once_and_answers_with_its_domain_names(tmp_path, monkeypatch):
+    from gradio_client import Client
+    files = tmp_path / "mirror"
+    files.mkdir()
+    reference_generator_file(files / "horse2zebra.pth", 1)
+    reference_generator_file(files / "zebra2horse.pth", 2)
+    mirror = Mirror(files)
+    monkeypatch.setenv("CYCLEGAN_PRETRAINED_URL", mirror.url)
+    try:
+        with served(tiny_model(tmp_path / "model", "photo", "sketch"), tmp_path) as (url, _):
+            clients = [Client(url, verbose=False) for _ in range(2)]
+            jobs = [c.submit("released/horse2zebra", api_name="/pick_model") for c in clients]
+            statuses = [j.result(timeout=120)[0] for j in jobs]
+            assert all(s.startswith("Loaded") for s in statuses), statuses
+            assert mirror.hits == {"/horse2zebra.pth": 1, "/zebra2horse.pth": 1}, mirror.hits
+            path = write(tmp_path / "h.png", rand_image(50, 40, seed=5))
+            result = explain(clients[0], path, "BtoA")
+            for name in ("real", "fake", "rec", "idt", "cycle", "identity"):
+                assert Image.open(result[OUT[name]]).size == (50, 40), name
+            assert "zebra → horse" in result[OUT["sidebar"]]
+    finally:
+        mirror.close()
+
+
+def test_released_pair_offline_says_so_and_the_previous_model_answers(tmp_path, monkeypatch):
+    from gradio_client import Client
+    monkeypatch.setenv("CYCLEGAN_PRETRAINED_URL", f"http://127.0.0.1:{free_port()}")   # nothing listens there
+    with served(tiny_model(tmp_path / "model", "photo", "sketch"), tmp_path) as (url, _):
+        c = Client(url, verbose=False)
+        path = write(tmp_path / "p.png", rand_image(40, 30))
+        before = explain(c, path)
+        status = c.predict("released/horse2zebra", api_name="/pick_model")[0]
+        assert "download" in status and "Still using" in status and "\n" not in status, status
+        after = explain(c, path)
+        assert after[OUT["numbers_json"]]["cycle_l1"] == pytest.approx(before[OUT["numbers_json"]]["cycle_l1"])
+        assert "photo" in after[OUT["sidebar"]]
 
 
 def test_stopping_the_app_with_sigterm_removes_its_panel_files(tmp_path):
-    # A Space restart or `docker stop` sends SIGTERM; the app's panel folder must not outlive the process.
+    # `python app.py` itself; a Space restart or `docker stop` sends SIGTERM, and the panel folder must not outlive it.
     from gradio_client import Client
     tmpdir = tmp_path / "tmp"
     tmpdir.mkdir()
     proc, url = start_app(tiny_model(tmp_path / "model"), tmp_path / "app.log", TMPDIR=tmpdir)
     try:
         explain(Client(url, verbose=False), write(tmp_path / "x.png", rand_image(40, 30)))
-        panels = list(tmpdir.glob("cyclegan-panels-*/*/*.png"))
-        assert panels, sorted(p.name for p in tmpdir.iterdir())
+        assert list(tmpdir.glob("cyclegan-panels-*/*/*.png")), sorted(p.name for p in tmpdir.iterdir())
     finally:
         proc.terminate()
         proc.wait(30)
     assert proc.returncode == 0, (tmp_path / "app.log").read_text()[-2000:]
     assert not list(tmpdir.glob("cyclegan-panels-*")), "the panel folder outlived the app"
+
+
+def test_onnx_runtime_backend_serves_the_panels_and_the_full_resolution_download(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from gradio_client import Client, handle_file
+    with served(tiny_model(tmp_path / "model"), tmp_path, backend="onnxruntime") as (url, demo):
+        assert "ONNX Runtime" in demo.cyclegan_app.models.get("default")[0].model.source
+        c = Client(url, verbose=False)
+        path = write(tmp_path / "o.png", rand_image(150, 100, seed=11))
+        check_good(explain(c, path), (128, 85))
+        files, _ = c.predict(handle_file(path), "AtoB", api_name="/full_resolution")   # tiled runs PyTorch
+        assert [Image.open(f).size for f in files] == [(150, 100)] * 2
+
+
+def test_ablation_models_are_weighted_as_they_were_trained(tmp_path):
+    # models/ablation/gan_alone was trained without cycle terms: its table must not weigh one (issue 12).
+    from gradio_client import Client
+    if not (ROOT / "models" / "ablation" / "gan_alone" / "config.json").is_file():
+        pytest.skip("no shipped ablation models")
+    with served(None, tmp_path, models_dir=ROOT / "models") as (url, _):
+        c = Client(url, verbose=False)
+        assert c.predict("ablation/gan_alone", api_name="/pick_model")[0].startswith("Loaded")
+        table = explain(c, write(tmp_path / "g.png", rand_image(48, 40)))[OUT["numbers"]]
+        cycle_row = next(line for line in table.splitlines() if line.startswith("| cycle L1"))
+        assert "not in this model's objective" in cycle_row and "×" not in cycle_row, cycle_row
+        assert c.predict("ablation/full", api_name="/pick_model")[0].startswith("Loaded")
+        table = explain(c, write(tmp_path / "g.png", rand_image(48, 40)))[OUT["numbers"]]
+        assert "λ_A × cycle = 20 ×" in table

@@ -1,54 +1,64 @@
-"""A real browser (Debian's chromium driven by Playwright) uploads an image to app.py and waits for every panel.
+"""A real browser (Debian's chromium driven by Playwright) at a projector's 1280x720 uses the app: uploads a photo,
+switches the direction, compares the ablations, downloads the full-resolution result, picks a released pair from a
+mirror on 127.0.0.1 and captures a webcam frame.
 
-Saves test-artifacts/app.png and the README's screenshot docs/screenshot.png. The app runs the embedded
-default model when there is one under models/ (so the screenshot shows it), else a tiny random model.
+The app is built in this process on the embedded default model (models/) when there is one, else a tiny random
+model. Screenshots go to test-artifacts/ (ignored by git); the README's docs/screenshot.png is refreshed only on
+request: python -m pytest tests/test_browser.py -k projector --update-screenshot
 """
 from __future__ import annotations
 
-import os
 import shutil
+import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from test_app import start_app, stop_app, tiny_model
+from test_app import Mirror, reference_generator_file, served, tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
-PANELS = ["real", "fake", "rec", "idt", "cycle-heat", "identity-heat", "error-bar"]
+VIEWPORT = {"width": 1280, "height": 720}
+PANELS = ["real", "fake", "rec", "idt"]
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (.ci/run installs it)")
 
 
-def photo(path: Path) -> Path:
-    """A photo to drop: scikit-image's (public domain) cat, else a generated scene."""
+def photo(path: Path, size=(451, 300)) -> Path:
+    """A photo to drop: scikit-image's (public domain) cat, else a generated scene; not a square."""
     try:
         from skimage import data
-        Image.fromarray(data.chelsea()).save(path)
+        img = Image.fromarray(data.chelsea())
     except Exception:
         from synthetic import scene
-        scene(np.random.default_rng(0), 256, "A").save(path)
+        img = scene(np.random.default_rng(0), 512, "A")
+    img.resize(size).save(path)
     return path
 
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    from cyclegan.explain import default_model_path
     tmp = tmp_path_factory.mktemp("browser")
-    env = dict(os.environ)
-    os.environ.pop("CYCLEGAN_MODEL", None)
+    has_default = any((ROOT / "models").glob("*/config.json"))
+    files = tmp / "mirror"
+    files.mkdir()
+    reference_generator_file(files / "horse2zebra.pth", 1)
+    reference_generator_file(files / "zebra2horse.pth", 2)
+    mirror = Mirror(files)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CYCLEGAN_PRETRAINED_URL", mirror.url)
     try:
-        model = default_model_path() or tiny_model(tmp / "model")
+        # The app's own upload limits (20 MB, 50 megapixels): a webcam frame is megapixels.
+        with served(None if has_default else tiny_model(tmp / "model"), tmp, models_dir=ROOT / "models",
+                    examples=ROOT / "examples", max_side=256, threads=2, max_file_size="20mb",
+                    max_pixels=50_000_000) as (url, _):
+            yield url, tmp, mirror
     finally:
-        os.environ.clear()
-        os.environ.update(env)
-    # The app's own upload limits (20 MB, 50 megapixels), not test_app's small ones: a webcam frame is megapixels.
-    proc, url = start_app(Path(model), tmp / "app.log", CYCLEGAN_MAX_SIDE=256, CYCLEGAN_THREADS=2,
-                          CYCLEGAN_MAX_FILE_SIZE="20mb", CYCLEGAN_MAX_PIXELS=50_000_000)
-    yield url, tmp
-    stop_app(proc)
+        mp.undo()
+        mirror.close()
 
 
 def launch(p, *extra):
@@ -56,50 +66,166 @@ def launch(p, *extra):
                              args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", *extra])
 
 
-def test_upload_shows_every_panel(app):
+def wait_image(page, selector: str, timeout=120_000):
+    img = page.locator(f"{selector} img").first
+    img.wait_for(state="visible", timeout=timeout)
+    page.wait_for_function("(el) => el.complete && el.naturalWidth > 0", arg=img.element_handle(), timeout=60_000)
+    return img
+
+
+def in_viewport(box) -> bool:
+    return (box is not None and box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= VIEWPORT["width"] + 1
+            and box["y"] + box["height"] <= VIEWPORT["height"] + 1)
+
+
+def label_of(page, elem_id: str) -> str:
+    return page.locator(f"#{elem_id} [data-testid='block-label']").first.inner_text()
+
+
+def open_page(browser, url):
+    page = browser.new_page(viewport=VIEWPORT)
+    page.goto(url, wait_until="load", timeout=90_000)
+    upload = page.locator("#input-image input[type=file]")
+    upload.wait_for(state="attached", timeout=90_000)
+    return page, upload
+
+
+def test_projector_layout_labels_in_both_directions_and_training_strip(app, request):
     from playwright.sync_api import sync_playwright
-    url, tmp = app
-    artifacts = ROOT / "test-artifacts"
-    artifacts.mkdir(exist_ok=True)
+    url, tmp, _ = app
+    ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
         browser = launch(p)
         try:
-            page = browser.new_page(viewport={"width": 1500, "height": 1000})
-            page.goto(url, wait_until="load", timeout=90_000)
-            upload = page.locator("#input-image input[type=file]")
-            upload.wait_for(state="attached", timeout=90_000)
+            page, upload = open_page(browser, url)
             upload.set_input_files(str(photo(tmp / "photo.png")))
-            has_realness = page.locator("#realness").is_visible()
-            wanted = PANELS + (["realness", "realness-bar"] if has_realness else [])
-            for panel in wanted:
-                img = page.locator(f"#{panel} img").first
-                img.wait_for(state="visible", timeout=120_000)
-                page.wait_for_function("(el) => el.complete && el.naturalWidth > 0", arg=img.element_handle(),
-                                       timeout=60_000)
-                box = img.bounding_box()
-                assert box and box["width"] > 10 and box["height"] > 0, panel
+            for panel in PANELS + ["cycle-heat", "error-bar"]:
+                wait_image(page, f"#{panel}")
             page.locator("#numbers table").wait_for(state="visible", timeout=60_000)
-            assert "PSNR" in page.locator("#numbers").inner_text()
-            page.locator("#slider img").first.wait_for(state="visible", timeout=60_000)
-            page.wait_for_timeout(500)                       # let the last images paint
-            shot = artifacts / "app.png"
-            page.screenshot(path=str(shot), full_page=True)
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(ARTIFACTS / "app-1280x720.png"))
+            page.screenshot(path=str(ARTIFACTS / "app-full-page.png"), full_page=True)
+            if request.config.getoption("--update-screenshot"):  # the README's picture, on request only
+                shutil.copyfile(ARTIFACTS / "app-full-page.png", ROOT / "docs" / "screenshot.png")
+            # At 1280x720, without scrolling: the input and the four image panels
+            assert page.evaluate("() => window.scrollY") == 0
+            for elem in ["input-image"] + PANELS:
+                box = page.locator(f"#{elem}").bounding_box()
+                assert in_viewport(box), (elem, box)
+            # Colour-bar text readable: the bar is drawn at no less than its own pixel size
+            bar = page.locator("#error-bar img").first
+            natural, shown = bar.evaluate("(el) => [el.naturalWidth, el.getBoundingClientRect().width]")
+            assert shown >= 0.95 * natural, (natural, shown)
+            forward = {k: label_of(page, k) for k in ("fake", "rec", "idt")}
+            assert forward["fake"].startswith("G_AB(x)") and forward["rec"].startswith("G_BA(G_AB(x))"), forward
+            assert "G_AB translates and G_BA maps back" in page.locator("#sidebar").inner_text()
+            # B -> A: the panels and the sidebar name that direction's generators
+            page.locator("#direction label").nth(1).click()
+            page.wait_for_function("() => document.querySelector('#sidebar').innerText.includes('G_BA translates')",
+                                   timeout=60_000)
+            page.locator("#numbers table").wait_for(state="visible", timeout=60_000)
+            page.wait_for_function("() => document.querySelector('#numbers').innerText.includes('G_AB(G_BA(x))')",
+                                   timeout=120_000)
+            backward = {k: label_of(page, k) for k in ("fake", "rec", "idt", "cycle-heat", "identity-heat")}
+            assert backward["fake"].startswith("G_BA(x)") and backward["rec"].startswith("G_AB(G_BA(x))"), backward
+            assert backward["idt"].startswith("G_AB(x)") and "G_AB(G_BA(x))" in backward["cycle-heat"], backward
+            assert "G_BA translates and G_AB maps back" in page.locator("#sidebar").inner_text()
+            page.screenshot(path=str(ARTIFACTS / "app-1280x720-BtoA.png"))
+            # what the model was trained on: a strip of its training images per domain
+            strip = page.locator("#training-strip")
+            strip.scroll_into_view_if_needed()
+            if any((ROOT / "models").glob("*/training_examples")):
+                strip.locator("img").first.wait_for(state="visible", timeout=30_000)
+                assert strip.locator("img").count() >= 2
+                assert "What the model was trained on" in strip.inner_text()
         finally:
             browser.close()
-    img = Image.open(shot)
-    assert img.size[0] >= 1000 and np.asarray(img).std() > 10
-    (ROOT / "docs").mkdir(exist_ok=True)
-    shutil.copyfile(shot, ROOT / "docs" / "screenshot.png")
+
+
+def test_every_ablation_row_is_visible_by_scrolling_the_page_only(app):
+    from playwright.sync_api import sync_playwright
+    url, tmp, _ = app
+    if not (ROOT / "models" / "ablation").is_dir():
+        pytest.skip("no ablation models shipped")
+    with sync_playwright() as p:
+        browser = launch(p)
+        try:
+            page, upload = open_page(browser, url)
+            upload.set_input_files(str(photo(tmp / "photo.png")))
+            wait_image(page, "#fake")
+            page.locator("#why-both").get_by_text("Why both losses?").click()
+            page.locator("#compare").click()
+            names = sorted(p.parent.name for p in (ROOT / "models" / "ablation").glob("*/config.json"))
+            assert page.locator(".ablation").count() == len(names)
+            for i, name in enumerate(names):
+                block = page.locator(f"#ablation-{name}")
+                for img_id in ("fake", "rec"):
+                    wait_image(page, f"#abl-{name}-{img_id}")
+                block.scroll_into_view_if_needed()
+                box = block.bounding_box()
+                assert in_viewport(box), (i, box)
+                caption = block.locator(".ablation-caption").first.inner_text()
+                assert ":" in caption and caption.endswith("."), caption
+                # nothing scrolls inside a box: every ancestor shows all of its content
+                hidden = block.evaluate("""(el) => { const out = []; for (let e = el; e; e = e.parentElement) {
+                    const s = getComputedStyle(e); if (/(auto|scroll)/.test(s.overflowY) && e.scrollHeight >
+                    e.clientHeight + 2 && e !== document.scrollingElement && e !== document.body) out.push(e.id ||
+                    e.className); } return out; }""")
+                assert not hidden, hidden
+                # the aspect ratio is kept: the thumbnail is the photo's shape, not a square
+                w, h = block.locator("img").first.evaluate("(el) => [el.naturalWidth, el.naturalHeight]")
+                assert abs(w / h - 451 / 300) < 0.02, (w, h)
+            page.screenshot(path=str(ARTIFACTS / "app-ablations.png"))
+        finally:
+            browser.close()
+
+
+def test_full_resolution_download_and_released_pair_from_the_mirror(app):
+    from playwright.sync_api import sync_playwright
+    url, tmp, mirror = app
+    with sync_playwright() as p:
+        browser = launch(p)
+        try:
+            page, upload = open_page(browser, url)
+            upload.set_input_files(str(photo(tmp / "big.png", (900, 600))))
+            wait_image(page, "#fake")
+            page.locator("#full-resolution").click()
+            link = page.locator("#full-files a").first
+            link.wait_for(state="attached", timeout=120_000)
+            assert "900×600" in page.locator("#full-status").inner_text()
+            href = link.get_attribute("href")
+            data = urllib.request.urlopen(href if href.startswith("http") else url.rstrip("/") + href).read()
+            path = tmp / "download.png"
+            path.write_bytes(data)
+            assert Image.open(path).size == (900, 600)
+            w = page.locator("#fake img").first.evaluate("(el) => el.naturalWidth")
+            assert w == 256                                            # the panels stay at display size
+
+            # the released pair horse <-> zebra, from the mirror on 127.0.0.1
+            page.locator("#model-picker input").click()
+            page.get_by_role("option", name="released: horse <-> zebra").click()
+            page.wait_for_function("() => document.querySelector('#model-status').innerText.startsWith('Loaded')",
+                                   timeout=120_000)
+            assert mirror.hits.get("/horse2zebra.pth") == 1 and mirror.hits.get("/zebra2horse.pth") == 1
+            assert "horse → zebra" in page.locator("#direction").inner_text()
+            upload.set_input_files(str(photo(tmp / "horse.png")))
+            for panel in PANELS + ["cycle-heat", "identity-heat"]:
+                wait_image(page, f"#{panel}")
+            assert label_of(page, "fake").startswith("G_AB(x) · zebra") and label_of(page, "real") == "x · horse"
+            assert "G_AB (horse → zebra)" in page.locator("#sidebar").inner_text()
+            page.screenshot(path=str(ARTIFACTS / "app-released-pair.png"))
+        finally:
+            browser.close()
 
 
 def test_webcam_capture_is_explained(app):
     # Chromium's fake camera (a moving test pattern) stands in for a webcam; capturing a frame runs the app.
     from playwright.sync_api import sync_playwright
-    url, _ = app
+    url, _, _ = app
     with sync_playwright() as p:
         browser = launch(p, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream")
         try:
-            page = browser.new_context(permissions=["camera"], viewport={"width": 1500, "height": 1000}).new_page()
+            page = browser.new_context(permissions=["camera"], viewport=VIEWPORT).new_page()
             page.goto(url, wait_until="load", timeout=90_000)
             page.get_by_label("Capture from camera").click()
             page.get_by_text("Click to Access Webcam").click()
@@ -109,16 +235,11 @@ def test_webcam_capture_is_explained(app):
                                              " return [v.videoWidth, v.videoHeight]; }")
             page.get_by_label("capture photo").click()
             for panel in ("real", "fake", "rec", "cycle-heat"):
-                img = page.locator(f"#{panel} img").first
-                img.wait_for(state="visible", timeout=120_000)
-                page.wait_for_function("(el) => el.complete && el.naturalWidth > 0", arg=img.element_handle(),
-                                       timeout=60_000)
+                wait_image(page, f"#{panel}")
             w, h = page.evaluate("() => { const i = document.querySelector('#real img');"
                                  " return [i.naturalWidth, i.naturalHeight]; }")
             assert max(w, h) <= 256 and abs(w / h - video_w / video_h) < 0.02, (w, h, video_w, video_h)
             page.locator("#numbers table").wait_for(state="visible", timeout=60_000)
             assert f"resized from {video_w}×{video_h}" in page.locator("#numbers").inner_text()
-            # The gallery is named after its folders (whatever the model's domains are called).
-            assert page.get_by_text("Examples (photo and sketch;").count() == 1
         finally:
             browser.close()

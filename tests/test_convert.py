@@ -1,18 +1,15 @@
 """cyclegan.convert: the reference implementation's released generators -> one CycleGAN.
 
 The reference generator is re-implemented here from scratch with torch.nn.functional, driven only by the
-state-dict names of the reference layout (../shared/reference/official_resnet9_generator.json), so that the
+state-dict names of the reference layout (tests/reference/official_resnet9_generator.json), so that the
 converted model's outputs are checked against an implementation that shares no code with cyclegan.networks.
 """
 from __future__ import annotations
 
-import functools
-import http.server
 import json
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -24,44 +21,13 @@ from cyclegan import CycleGAN
 from cyclegan import convert
 from cyclegan.card import card_metadata
 from hub_server import hub_server  # noqa: F401  (pytest fixture)
+from released_mirror import Mirror, make_reference_state_dict, reference_layout
 
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCE_JSON = ROOT.parent / "shared" / "reference" / "official_resnet9_generator.json"  # ../shared
+REFERENCE_JSON = ROOT / "tests" / "reference" / "official_resnet9_generator.json"
 
 
-# -- the reference layout, written independently of cyclegan.networks ----------------------------------------
-def reference_layout(ngf: int, n_blocks: int, dropout: bool = False) -> list[tuple[str, tuple, bool]]:
-    """(name, shape, followed by an instance norm) of the reference ResnetGenerator's parameters, in order.
-    nn.Sequential indices: 1 conv7, 4 and 7 down convs, 10.. blocks, then 10+n and 13+n transposed convs,
-    17+n final conv. In a block: conv_block.1, and conv_block.5 (.6 with dropout)."""
-    L = [("model.1", (ngf, 3, 7, 7), True), ("model.4", (2 * ngf, ngf, 3, 3), True),
-         ("model.7", (4 * ngf, 2 * ngf, 3, 3), True)]
-    for b in range(10, 10 + n_blocks):
-        L += [(f"model.{b}.conv_block.1", (4 * ngf, 4 * ngf, 3, 3), True),
-              (f"model.{b}.conv_block.{6 if dropout else 5}", (4 * ngf, 4 * ngf, 3, 3), True)]
-    L += [(f"model.{10 + n_blocks}", (4 * ngf, 2 * ngf, 3, 3), True),   # ConvTranspose2d: (in, out, k, k)
-          (f"model.{13 + n_blocks}", (2 * ngf, ngf, 3, 3), True), (f"model.{17 + n_blocks}", (3, ngf, 7, 7), False)]
-    return L
-
-
-def make_reference_state_dict(ngf: int, n_blocks: int, *, dropout: bool = False, stats_2018: bool = False,
-                              prefix: str = "", seed: int = 0) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    sd = {}
-    for name, shape, normed in reference_layout(ngf, n_blocks, dropout):
-        transposed = name in (f"model.{10 + n_blocks}", f"model.{13 + n_blocks}")  # weight (in, out, k, k)
-        in_ch, out_ch = (shape[0], shape[1]) if transposed else (shape[1], shape[0])
-        sd[f"{prefix}{name}.weight"] = torch.randn(shape, generator=g) / (in_ch * shape[2] * shape[3]) ** 0.5
-        sd[f"{prefix}{name}.bias"] = torch.randn(out_ch, generator=g) * 0.1
-        if stats_2018 and normed:  # the instance norm right after this conv (index + 1) had running stats
-            head, idx = name.rsplit(".", 1)
-            norm = f"{prefix}{head}.{int(idx) + 1}"
-            sd[f"{norm}.running_mean"] = torch.zeros(out_ch)
-            sd[f"{norm}.running_var"] = torch.ones(out_ch)
-            sd[f"{norm}.num_batches_tracked"] = torch.tensor(0)
-    return sd
-
-
+# -- the reference layout (tests/released_mirror.py), written independently of cyclegan.networks -----------------
 def reference_forward(sd: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     """The reference ResnetGenerator's forward (eval mode), from the state dict alone."""
     sd = {k[len("module."):] if k.startswith("module.") else k: v for k, v in sd.items()}
@@ -261,15 +227,9 @@ def test_download_fetches_both_directions_from_a_mirror(tmp_path, monkeypatch, c
     mirror.mkdir()
     save(make_reference_state_dict(4, 2, seed=3), mirror / "horse2zebra.pth")
     save(make_reference_state_dict(4, 2, seed=4), mirror / "zebra2horse.pth")
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    handler = functools.partial(Quiet, directory=str(mirror))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    mirror_server = Mirror(mirror).start()
     try:
-        monkeypatch.setenv("CYCLEGAN_PRETRAINED_URL", f"http://127.0.0.1:{httpd.server_address[1]}")
+        monkeypatch.setenv("CYCLEGAN_PRETRAINED_URL", mirror_server.url)
         out, cache = tmp_path / "z2h", tmp_path / "cache"
         assert convert.main(["--download", "zebra2horse", "--download-dir", str(cache), "--out", str(out)]) == 0
         assert sorted(p.name for p in cache.iterdir()) == ["horse2zebra.pth", "zebra2horse.pth"]
@@ -281,8 +241,7 @@ def test_download_fetches_both_directions_from_a_mirror(tmp_path, monkeypatch, c
         assert convert.main(["--download", "style_monet", "--download-dir", str(cache), "--out", str(out)]) == 2
         assert "no released partner" in capsys.readouterr().err
     finally:
-        httpd.shutdown()
-        httpd.server_close()
+        mirror_server.stop()
 
 
 def test_convert_and_push_to_the_hub(awkward_pair, tmp_path, hub_server):  # noqa: F811

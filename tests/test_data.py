@@ -7,7 +7,7 @@ from PIL import Image
 
 from conftest import run_train
 from cyclegan.data import DataError, EpochSampler, UnpairedImages, folder_domains, hf_domains
-from cyclegan.imageio import ImageError, load_rgb, write_png_once
+from cyclegan.images import ImageError, load_rgb, write_png_once
 
 
 def save(img: Image.Image, path, **kw):

@@ -1,6 +1,8 @@
-"""cyclegan.explain (every panel and number for one image) and `python -m cyclegan.translate`, on a tiny model."""
+"""cyclegan.explain (the raw panels, maps and numbers for one image), cyclegan.render (their pictures) and
+`python -m cyclegan.translate`, on a tiny model."""
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 
@@ -10,11 +12,11 @@ import torch
 from PIL import Image
 
 from cyclegan import CycleGAN
-from cyclegan.explain import (ERROR_CMAP, ERROR_MAX, MIN_SIDE, _lut, colorize, default_model_path, explain,
-                              explain_steps, load_model, pad_canvas)
-from cyclegan.imageio import ImageError, pil_to_tensor
+from cyclegan import render
+from cyclegan.explain import MIN_SIDE, Explanation, explain, explain_steps, pad_canvas
+from cyclegan.images import ImageError, pil_to_tensor
 from cyclegan.losses import cycle_loss, identity_loss, lsgan
-from cyclegan.translate import main as translate_main
+from cyclegan.render import ERROR_CMAP, ERROR_MAX, colorize, heatmap
 
 
 @pytest.fixture(scope="module")
@@ -35,13 +37,14 @@ def test_every_panel_has_the_input_size_and_aspect(model, size, expected):
     ex = explain(model, rand_image(*size), "AtoB", max_side=96)
     w, h = expected
     assert ex.size == (w, h) and ex.original_size == size
-    for name in ("real", "fake", "rec", "idt", "cycle_heat", "identity_heat", "cycle_overlay", "identity_overlay",
-                 "realness_heat", "realness_overlay"):
+    for name in ("real", "fake", "rec", "idt"):
         arr = getattr(ex, name)
         assert arr.shape == (h, w, 3) and arr.dtype == np.uint8, name
     for name in ("cycle_error", "identity_error", "realness"):
-        assert getattr(ex, name).shape == (h, w), name
-    assert ex.error_colorbar.ndim == 3 and ex.realness_colorbar.ndim == 3
+        assert getattr(ex, name).shape == (h, w) and getattr(ex, name).dtype == np.float32, name
+        for overlaid in (False, True):
+            pic = heatmap(ex, name, overlaid=overlaid)
+            assert pic.shape == (h, w, 3) and pic.dtype == np.uint8, name
 
 
 def test_padding_reflects_to_a_multiple_of_four_and_crops_back():
@@ -67,7 +70,8 @@ def test_numbers_are_the_training_loss_terms(model):
         assert n["cycle_l1"] == pytest.approx(cyc, rel=1e-5) and n["identity_l1"] == pytest.approx(idt, rel=1e-5)
         assert n["cycle_term"] == pytest.approx(lam * cyc, rel=1e-5)
         assert n["identity_term"] == pytest.approx(0.5 * lam * idt, rel=1e-5)
-        assert n["gan_term"] == pytest.approx(gan, rel=1e-5)
+        assert n["gan_term"] == pytest.approx(gan, rel=1e-5) and n["lsgan"] == pytest.approx(gan, rel=1e-5)
+        assert (n["cycle_weight"], n["identity_weight"], n["gan_weight"]) == (lam, 0.5 * lam, 1.0)
         assert n["generator_objective_this_image"] == pytest.approx(lam * cyc + 0.5 * lam * idt + gan, rel=1e-5)
         assert n["psnr_reconstruction_db"] == pytest.approx(10 * math.log10(1 / mse), rel=1e-4)
         assert ex.realness_patches.shape == (6, 6)           # the PatchGAN map of a 64x64 input
@@ -75,10 +79,74 @@ def test_numbers_are_the_training_loss_terms(model):
         assert ex.label == ("horse -> zebra" if direction == "AtoB" else "zebra -> horse")
 
 
+@pytest.mark.parametrize("switches", [dict(use_cycle_A=False, use_cycle_B=False), dict(use_gan=False),
+                                      dict(use_cycle_A=False, lambda_identity=0.0)])
+def test_switched_off_terms_count_zero(model, switches):
+    """An ablation model's numbers weigh the terms as it was trained: a switched-off term is 0, not lambda x L1."""
+    cfg = model.config.replace(**switches)
+    ablated = CycleGAN(cfg).eval()
+    ablated.load_state_dict(model.state_dict())
+    img = rand_image(48, 40, seed=4)
+    for direction, cycle_on in (("AtoB", cfg.use_cycle_A), ("BtoA", cfg.use_cycle_B)):
+        full, n = explain(model, img, direction).numbers, explain(ablated, img, direction).numbers
+        assert n["cycle_l1"] == pytest.approx(full["cycle_l1"], rel=1e-6)          # same networks, same images
+        assert (n["cycle_term"] == pytest.approx(full["cycle_term"], rel=1e-6)) if cycle_on else (
+            n["cycle_term"] == 0.0 and n["cycle_weight"] == 0.0)
+        if not cfg.use_gan:
+            assert n["gan_term"] == 0.0 and n["gan_weight"] == 0.0 and n["lsgan"] == pytest.approx(full["lsgan"])
+        if cfg.lambda_identity == 0:
+            assert n["identity_term"] == 0.0 and n["identity_weight"] == 0.0
+        assert n["generator_objective_this_image"] == pytest.approx(
+            n["cycle_term"] + n["identity_term"] + n.get("gan_term", 0.0), rel=1e-6)
+
+
+def test_gan_alone_shows_no_cycle_term_in_the_app():
+    """models/ablation/gan_alone was trained without cycle terms (its config.json says so): the app's numbers
+    must not weigh a cycle term it never had (issue 12)."""
+    from conftest import ROOT
+    from app import numbers_markdown
+    from cyclegan.loading import load_model
+    model = load_model(str(ROOT / "models" / "ablation" / "gan_alone"))
+    assert not model.config.use_cycle_A and not model.config.use_cycle_B
+    for direction in ("AtoB", "BtoA"):
+        ex = explain(model, rand_image(64, 48, seed=6), direction)
+        n = ex.numbers
+        assert n["cycle_l1"] > 0 and n["cycle_term"] == 0.0 and n["cycle_weight"] == 0.0
+        assert n["generator_objective_this_image"] == pytest.approx(n["identity_term"] + n.get("gan_term", 0.0))
+        table = numbers_markdown(ex, model)
+        cycle_row = next(row for row in table.splitlines() if row.startswith("| cycle L1"))
+        assert "not in this model's objective" in cycle_row and "×" not in cycle_row, cycle_row
+
+
 def test_heatmaps_use_one_fixed_scale():
-    lut = _lut(ERROR_CMAP)
-    heat = colorize(np.array([[0.0, ERROR_MAX, 10 * ERROR_MAX]]), 0.0, ERROR_MAX, ERROR_CMAP)
-    assert (heat[0, 0] == lut[0]).all() and (heat[0, 1] == lut[255]).all() and (heat[0, 2] == lut[255]).all()
+    from matplotlib import colormaps
+    lut = colormaps[ERROR_CMAP](np.linspace(0, 1, 256), bytes=True)[:, :3]
+    heat = colorize(np.array([[0.0, ERROR_MAX / 2, ERROR_MAX, 10 * ERROR_MAX, -1.0]]), 0.0, ERROR_MAX, ERROR_CMAP)
+    assert (heat[0, 0] == lut[0]).all() and (heat[0, 2] == lut[255]).all() and (heat[0, 3] == lut[255]).all()
+    assert (heat[0, 4] == lut[0]).all() and np.abs(heat[0, 1].astype(int) - lut[128]).max() <= 8
+
+
+def test_explanation_holds_raw_results_only(model):
+    """Rendering happens on demand (cyclegan.render), not in every request: no pictures of maps, no colour bars."""
+    names = {f.name for f in dataclasses.fields(Explanation)}
+    assert not any(k in n for n in names for k in ("heat", "overlay", "colorbar"))
+    ex = explain(model, rand_image(40, 30), "AtoB")
+    assert heatmap(ex, "realness", overlaid=True).shape == (30, 40, 3)
+    light = explain(model.without_discriminators(), rand_image(40, 30), "AtoB")
+    assert heatmap(light, "realness") is None
+
+
+def test_overlay_greys_the_image_under_the_map():
+    image = np.zeros((2, 2, 3), np.uint8)
+    image[0, 0] = (255, 0, 0)
+    heat = np.full((2, 2, 3), 100, np.uint8)
+    out = render.overlay(image, heat, alpha=0.5)
+    assert (out[0, 0] == 93).all() and (out[1, 1] == 50).all()      # 0.5 * 85 + 0.5 * 100, rounded
+
+
+def test_colorbar_is_an_image_with_its_title():
+    bar = render.colorbar(0.0, 0.5, ERROR_CMAP, "error", ((0.0, "0"), (0.5, "0.5\nhigh")), width=400)
+    assert bar.shape == (95, 400, 3) and bar.dtype == np.uint8 and bar.std() > 10
 
 
 def test_g_of_x_comes_first_then_everything(model):
@@ -104,7 +172,7 @@ def test_noise_on_g_of_x_changes_only_the_reconstruction(model):
 def test_no_discriminator_no_realness(model):
     light = model.without_discriminators()
     ex = explain(light, rand_image(40, 40), "AtoB")
-    assert ex.realness is None and ex.realness_heat is None and "gan_term" not in ex.numbers
+    assert ex.realness is None and ex.realness_patches is None and "gan_term" not in ex.numbers
     assert ex.numbers["generator_objective_this_image"] == pytest.approx(
         ex.numbers["cycle_term"] + ex.numbers["identity_term"])
 
@@ -128,6 +196,9 @@ def test_awkward_inputs(model, tmp_path):
         "deep.png": (_encode(Image.fromarray(np.full((20, 30), 40000, np.uint16)), "PNG"), (30, 20)),
         "anim.gif": (_encode(rand_image(30, 20, "P"), "GIF", save_all=True,
                              append_images=[rand_image(30, 20, "P", seed=1)]), (30, 20)),
+        "phone.heic": (_encode(rand_image(30, 20), "HEIF"), (30, 20)),      # iPhone cameras (pillow-heif)
+        "phone.avif": (_encode(rand_image(30, 20), "AVIF"), (30, 20)),
+        "phone.webp": (_encode(rand_image(30, 20), "WEBP"), (30, 20)),
     }
     for name, (data, (w, h)) in cases.items():
         path = tmp_path / name
@@ -151,61 +222,10 @@ def test_truncated_and_too_large(model):
         explain(model, png, "AtoB", max_pixels=1000)
 
 
-def test_default_model_lookup(tmp_path, monkeypatch):
-    monkeypatch.delenv("CYCLEGAN_MODEL", raising=False)
-    assert default_model_path(tmp_path / "nothing") is None
-    for name in ("zz", "bb"):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "config.json").write_text("{}")
-    assert default_model_path(tmp_path) == str(tmp_path / "bb")
-    (tmp_path / "default").mkdir()
-    (tmp_path / "default" / "config.json").write_text("{}")
-    assert default_model_path(tmp_path) == str(tmp_path / "default")
-    monkeypatch.setenv("CYCLEGAN_MODEL", "user/repo")
-    assert default_model_path(tmp_path) == "user/repo"
-
-
-def test_load_model(model, tmp_path, monkeypatch):
-    model.save_pretrained(tmp_path / "m")
-    loaded = load_model(str(tmp_path / "m"))
-    assert loaded.name_B == "zebra" and loaded.D_A is not None and "local folder" in loaded.source
-    with pytest.raises(ValueError, match="neither a local folder nor a Hub repo id"):
-        load_model(str(tmp_path / "missing"))
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(ValueError, match="could not load"):
-        load_model(str(tmp_path / "empty"))
-    monkeypatch.setenv("CYCLEGAN_MODEL", "")
-    monkeypatch.setattr("cyclegan.explain.default_model_path", lambda root=None: None)
-    assert "RANDOM WEIGHTS" in load_model(None).source
-
-
-def test_translate_cli(model, tmp_path, capsys):
-    model.save_pretrained(tmp_path / "m")
-    src = tmp_path / "in"
-    (src / "sub").mkdir(parents=True)
-    rand_image(50, 30).save(src / "a.jpg")
-    rand_image(20, 40, seed=2).save(src / "sub" / "b.png")
-    (src / "broken.png").write_bytes(b"\x89PNG not really")
-    single = tmp_path / "c.png"
-    rand_image(33, 17, seed=3).save(single)
-    out = tmp_path / "out"
-    rc = translate_main(["--model", str(tmp_path / "m"), "--direction", "BtoA", str(src), str(single),
-                         "--out", str(out), "--reconstructions", "--heatmaps", "--max-side", "40"])
-    assert rc == 1                                                      # broken.png was skipped, the rest done
-    assert "broken.png" in capsys.readouterr().err
-    assert Image.open(out / "a.png").size == (40, 24)
-    assert Image.open(out / "sub" / "b.png").size == (20, 40)
-    for suffix in ("", "_rec", "_idt", "_cycle_error", "_identity_error", "_realness"):
-        assert (out / f"c{suffix}.png").is_file(), suffix
-    # G(x) alone needs one generator pass and writes only NAME.png
-    rc = translate_main(["--model", str(tmp_path / "m"), str(single), "--out", str(tmp_path / "o2")])
-    assert rc == 0 and sorted(p.name for p in (tmp_path / "o2").iterdir()) == ["c.png"]
-
-
 def test_onnxruntime_option_matches_pytorch(model, tmp_path):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
-    from cyclegan.explain import with_onnxruntime
+    from cyclegan.backends import with_onnxruntime
     fast = with_onnxruntime(model, tmp_path)
     assert type(model.G_AB).__name__ == "ResnetGenerator"             # the original keeps its generators
     img = rand_image(53, 37, seed=9)                                  # not the export size: dynamic axes
@@ -215,25 +235,13 @@ def test_onnxruntime_option_matches_pytorch(model, tmp_path):
     assert b.numbers["cycle_l1"] == pytest.approx(a.numbers["cycle_l1"], abs=1e-4)
 
 
-def test_colour_maps_without_matplotlib(monkeypatch):
-    """matplotlib is not a runtime requirement: the app must draw its maps and colour bars without it."""
-    import cyclegan.explain as ce
-    with_mpl = ce._lut.__wrapped__("inferno") if ce._have_matplotlib() else None
-    monkeypatch.setattr(ce, "_have_matplotlib", lambda: False)
-    for name in ("inferno", "viridis"):
-        lut = ce._lut.__wrapped__(name)
-        assert lut.shape == (256, 3) and lut.dtype == np.uint8
-    if with_mpl is not None:
-        assert np.abs(ce._lut.__wrapped__("inferno").astype(int) - with_mpl).mean() < 2
-    bar = ce.colorbar.__wrapped__(0.0, 0.5, "inferno", "title", ((0.0, "0"), (0.5, "0.5")))
-    assert bar.ndim == 3 and bar.shape[2] == 3 and bar.std() > 10
-
-
 def test_compare_explains_one_image_through_each_shipped_ablation(tmp_path):
-    from cyclegan.explain import ABLATIONS, ablation_models, compare
     from conftest import ROOT
-    models = ablation_models(ROOT / "models" / "ablation")
-    assert list(models) == [n for n in ABLATIONS if n in models] and len(models) == len(ABLATIONS)
+    from cyclegan.explain import compare
+    from cyclegan.loading import load_model
+    folders = sorted(p.parent for p in (ROOT / "models" / "ablation").glob("*/config.json"))
+    assert {f.name for f in folders} >= {"cycle_alone", "gan_alone"}
+    models = {f.name: load_model(str(f)) for f in folders}
     img = Image.fromarray((np.random.default_rng(0).random((40, 60, 3)) * 255).astype(np.uint8))
     results = compare(models, img, "AtoB")
     assert list(results) == list(models)

@@ -168,7 +168,7 @@ REFUSALS = """
     from cyclegan.hub import main as hub_main
     api = HfApi()
     m = CycleGAN(ngf=4, n_blocks=1)
-    cfg = json.dumps(m.config).encode()
+    cfg = json.dumps(m.config.to_dict()).encode()
     # A repo holding a pickle instead of safetensors.
     api.create_repo("test-user/pickled")
     buf = io.BytesIO(); torch.save(m.state_dict(), buf)

@@ -9,7 +9,7 @@ from conftest import ROOT
 from cyclegan import CycleGAN, PatchDiscriminator, ResnetGenerator, UnetGenerator
 from cyclegan.networks import init_weights
 
-REFERENCE = ROOT.parent / "shared" / "reference"
+REFERENCE = ROOT / "tests" / "reference"  # the manifests, copied into the repository
 
 
 def manifest(name: str) -> list[tuple[str, list[int]]]:

@@ -11,8 +11,9 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import ROOT, run_train
-from cyclegan import CycleGAN, LossWeights
-from cyclegan.checkpoint import load_checkpoint
+from cyclegan import CycleGAN
+from cyclegan.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from cyclegan.losses import TERM_NAMES, generator_terms
 from cyclegan.training import Trainer, lr_factor
 
 sys.path.insert(0, str(ROOT / "bench"))
@@ -28,29 +29,75 @@ def test_fast_step_computes_what_the_reference_order_computes():
     torch.manual_seed(0)
     model = CycleGAN(ngf=8, n_blocks=2, ndf=8, with_discriminators=True)
     twin = copy.deepcopy(model)
-    fast = Trainer(model, LossWeights())
-    slow = BaselineStep(twin, LossWeights())
+    fast = Trainer(model)
+    slow = BaselineStep(twin)
     for step in range(3):
         a, b = torch.rand(1, 3, 32, 32) * 2 - 1, torch.rand(1, 3, 32, 32) * 2 - 1
         got, want = fast.train_step(a, b), slow(a, b)
+        # Step 0 starts from equal weights; later steps from weights that Adam moved by float-reassociation
+        # differences (it divides near-zero gradients by their own size), so they agree less tightly.
+        rel = 1e-4 if step == 0 else 1e-3
         for name in want:
-            assert got[name] == pytest.approx(want[name], rel=1e-4, abs=1e-6), (step, name)
-    # Same updates: weights agree up to float reassociation (bias grads before instance norm are ~0 and noisy,
-    # so compare conv weights, which carry the learning).
+            assert got[name] == pytest.approx(want[name], rel=rel, abs=1e-6), (step, name)
+    # Same updates: weights agree up to float reassociation. Adam's first steps move every weight by about lr
+    # whatever its gradient's size, so an element whose gradient is ~0 (and whose sign differs between the two
+    # orders) can differ by up to 2 lr per step: bound each element by that, and the mean tightly.
     for (k, v), w in zip(model.state_dict().items(), twin.state_dict().values()):
         if k.endswith("weight"):
-            torch.testing.assert_close(v, w, atol=2e-5, rtol=1e-3, msg=k)
+            diff = (v - w).abs()
+            assert diff.max() <= 3 * 2 * 2e-4 and diff.mean() < 1e-6, (k, diff.max().item(), diff.mean().item())
 
 
 def test_ablation_switches_drop_their_terms():
     torch.manual_seed(0)
-    model = CycleGAN(ngf=8, n_blocks=1, ndf=8, with_discriminators=True)
+    model = CycleGAN(ngf=8, n_blocks=1, ndf=8, with_discriminators=True, use_gan=False, use_cycle_B=False,
+                     lambda_identity=0)
     d_before = copy.deepcopy(model.D_A.state_dict())
-    t = Trainer(model, LossWeights(use_gan=False, use_cycle_B=False, lambda_identity=0))
+    t = Trainer(model)
     losses = t.train_step(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32))
     assert losses["gan_AB"] == losses["gan_BA"] == losses["cycle_B"] == losses["idt_A"] == 0
     assert losses["cycle_A"] > 0 and losses["G_total"] == pytest.approx(losses["cycle_A"])
     assert all(torch.equal(v, model.D_A.state_dict()[k]) for k, v in d_before.items())  # no D step without GAN
+
+
+# The paper's ablations (README's table) as config switches.
+ABLATIONS = {"full": {}, "cycle_alone": dict(use_gan=False), "gan_alone": dict(use_cycle_A=False, use_cycle_B=False),
+             "gan_forward_cycle": dict(use_cycle_B=False), "gan_backward_cycle": dict(use_cycle_A=False),
+             "full_no_identity": dict(lambda_identity=0.0)}
+
+
+@pytest.mark.parametrize("ablation", sorted(ABLATIONS))
+def test_one_objective_trainer_reference_step_and_generator_terms_agree(ablation):
+    """The six terms the fast Trainer logs, those of the paper-order step, and generator_terms called on
+    separately computed outputs are the same numbers; switched-off terms are exactly 0."""
+    torch.manual_seed(1)
+    fields = dict(ngf=8, n_blocks=2, ndf=8, with_discriminators=True, lambda_A=10.0, lambda_B=7.0, lambda_identity=0.5)
+    model = CycleGAN(**{**fields, **ABLATIONS[ablation]})
+    a, b = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
+    m = copy.deepcopy(model)
+    with torch.no_grad():  # straight from the definitions, one network call per output
+        fake_B, fake_A = m.G_AB(a), m.G_BA(b)
+        direct = generator_terms(m.config, real_A=a, real_B=b, rec_A=m.G_BA(fake_B), rec_B=m.G_AB(fake_A),
+                                 idt_A=m.G_BA(a), idt_B=m.G_AB(b), fake_scores_B=m.D_B(fake_B),
+                                 fake_scores_A=m.D_A(fake_A))
+    assert tuple(direct) == TERM_NAMES
+    fast = Trainer(copy.deepcopy(model), pool_size=0).train_step(a, b)
+    slow = BaselineStep(copy.deepcopy(model), pool_size=0)(a, b)
+    for name in TERM_NAMES:
+        assert fast[name] == pytest.approx(direct[name].item(), rel=1e-5, abs=1e-7), name
+        assert slow[name] == pytest.approx(direct[name].item(), rel=1e-5, abs=1e-7), name
+    assert fast["G_total"] == pytest.approx(sum(t.item() for t in direct.values()), rel=1e-5)
+    off = {"cycle_alone": ["gan_AB", "gan_BA"], "gan_alone": ["cycle_A", "cycle_B"],
+           "gan_forward_cycle": ["cycle_B"], "gan_backward_cycle": ["cycle_A"],
+           "full_no_identity": ["idt_A", "idt_B"], "full": []}[ablation]
+    for name in TERM_NAMES:
+        assert (direct[name].item() == 0.0) == (name in off), name
+        assert (fast[name] == 0.0) == (name in off), name
+    # the weights are the config's: cycle_A is lambda_A times the L1 of the reconstruction
+    if "cycle_A" not in off:
+        with torch.no_grad():
+            l1 = (m.G_BA(m.G_AB(a)) - a).abs().mean().item()
+        assert direct["cycle_A"].item() == pytest.approx(10.0 * l1, rel=1e-5)
 
 
 def test_learning_rate_schedule_is_constant_then_linear_to_zero():
@@ -103,6 +150,26 @@ def test_resume_after_a_kill_gives_bit_identical_weights(tiny_data, tmp_path):
     ra, rb = read_losses(tmp_path / "straight"), read_losses(tmp_path / "resumed")
     assert [r["step"] for r in rb] == [str(i) for i in range(1, 21)]
     assert ra == rb
+
+
+def test_checkpoint_round_trips_nested_state_without_pickle(tmp_path):
+    state = {"trainer": {"opt": {"state": {0: {"step": torch.tensor(3.0), "exp_avg": torch.randn(2, 2)}},
+                                 "param_groups": [{"lr": 2e-4, "betas": [0.5, 0.999], "params": [0]}]},
+                         "pool": {}},
+             "step": 7, "lr": 1.5e-4, "args": {"name_A": "warm", "max_steps": None, "flags": [1, 2]},
+             "rng": {"torch": torch.get_rng_state()}}
+    save_checkpoint(tmp_path / "c.safetensors", state)
+    back = load_checkpoint(tmp_path / "c.safetensors")
+    assert list(back["trainer"]["opt"]["state"]) == [0]  # int keys (optimizer parameter ids) stay ints
+    assert torch.equal(back["trainer"]["opt"]["state"][0]["exp_avg"], state["trainer"]["opt"]["state"][0]["exp_avg"])
+    assert torch.equal(back["rng"]["torch"], state["rng"]["torch"])
+    assert back["trainer"]["opt"]["param_groups"] == state["trainer"]["opt"]["param_groups"]
+    assert (back["step"], back["lr"], back["args"], back["trainer"]["pool"]) == (7, 1.5e-4, state["args"], {})
+    with pytest.raises(CheckpointError, match="'a/b'"):  # a key that the layout could not read back
+        save_checkpoint(tmp_path / "d.safetensors", {"a/b": 1})
+    CycleGAN(ngf=4, n_blocks=1).save_pretrained(tmp_path / "model")
+    with pytest.raises(CheckpointError, match="not a cyclegan training checkpoint"):
+        load_checkpoint(tmp_path / "model" / "model.safetensors")
 
 
 def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tiny_data, tmp_path):

@@ -31,7 +31,7 @@ from tqdm import tqdm  # noqa: E402
 from cyclegan import CycleGAN  # noqa: E402
 from cyclegan.checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
 from cyclegan.data import DataError, EpochSampler, UnpairedImages, folder_domains, hf_domains  # noqa: E402
-from cyclegan.losses import LossWeights  # noqa: E402
+from cyclegan.config import CycleGANConfig  # noqa: E402
 from cyclegan.plots import plot_losses, save_sample_grid  # noqa: E402
 from cyclegan.training import LOSS_NAMES, Trainer, lr_factor  # noqa: E402
 
@@ -216,12 +216,13 @@ def main(argv=None) -> int:
 
     names = {"name_A": args.name_A or "A", "name_B": args.name_B or "B"}
     args.name_A, args.name_B = names["name_A"], names["name_B"]
-    model = CycleGAN(**names, netG=args.netG, ngf=args.ngf, n_blocks=args.n_blocks, use_dropout=args.dropout,
-                     with_discriminators=True, ndf=args.ndf, n_layers_D=args.n_layers_D, lambda_A=args.lambda_A,
-                     lambda_B=args.lambda_B, lambda_identity=args.lambda_identity)
-    weights = LossWeights(args.lambda_A, args.lambda_B, args.lambda_identity, use_gan=not args.no_gan,
-                          use_cycle_A=not args.no_cycle_A, use_cycle_B=not args.no_cycle_B)
-    trainer = Trainer(model, weights, lr=args.lr, betas=(args.beta1, args.beta2), pool_size=args.pool_size,
+    depth = {"unet_depth" if args.netG == "unet" else "n_blocks": args.n_blocks}  # --n-blocks: U-Net halvings too
+    model = CycleGAN(CycleGANConfig(**names, **depth, netG=args.netG, ngf=args.ngf,
+                                    use_dropout=args.dropout, with_discriminators=True, ndf=args.ndf,
+                                    n_layers_D=args.n_layers_D, lambda_A=args.lambda_A, lambda_B=args.lambda_B,
+                                    lambda_identity=args.lambda_identity, use_gan=not args.no_gan,
+                                    use_cycle_A=not args.no_cycle_A, use_cycle_B=not args.no_cycle_B))
+    trainer = Trainer(model, lr=args.lr, betas=(args.beta1, args.beta2), pool_size=args.pool_size,
                       seed=args.seed, device=device, bf16=args.bf16, channels_last=args.channels_last,
                       distributed=world > 1)
 

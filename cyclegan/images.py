@@ -1,7 +1,9 @@
 """Reading any image people have into RGB, converting between PIL images and [-1, 1] tensors, and writing
-PNGs that readers may be fetching while they are written."""
+PNGs that readers may be fetching while they are written. (Named `images`, not `imageio`, so that it does
+not shadow the well-known imageio package.)"""
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -10,9 +12,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image, ImageCms, ImageOps
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pnm"}
+try:  # HEIC/HEIF, the default format of iPhone cameras since 2017 (AVIF and WebP are Pillow's own)
+    import pillow_heif
+    pillow_heif.register_heif_opener()
+    HEIF_READER = True
+except ImportError:  # a runtime requirement (requirements.txt); without it, HEIC files get a one-line message
+    HEIF_READER = False
+
+HEIF_EXTENSIONS = {".heic", ".heif", ".hif"}
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".avif", ".tif", ".tiff", ".ppm", ".pgm",
+                    ".pnm"} | HEIF_EXTENSIONS
 DEFAULT_MAX_PIXELS = 50_000_000  # a decompression bomb larger than this is refused before decoding
 
 
@@ -20,12 +31,55 @@ class ImageError(ValueError):
     """An input that is not a usable image; the message says what is wrong, for people."""
 
 
+class ImageTooLarge(ImageError):
+    """An image with more pixels than the caller's limit (or PIL's decompression-bomb limit)."""
+
+
+_SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+_ICC_MODES = {"RGB": "RGB", "RGBA": "RGBA", "CMYK": "RGB", "L": "RGB"}   # image mode -> mode after conversion
+
+
+@functools.lru_cache(maxsize=16)
+def _srgb_transform(icc: bytes, mode: str) -> ImageCms.ImageCmsTransform | None:
+    """A LittleCMS transform from the embedded profile to sRGB (relative colorimetric, as browsers render);
+    None when the profile is sRGB already."""
+    profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    if (ImageCms.getProfileDescription(profile) or "").strip().lower().startswith("srgb"):
+        return None
+    return ImageCms.buildTransform(profile, _SRGB, mode, _ICC_MODES[mode],
+                                   renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC)
+
+
+def to_srgb(img: Image.Image) -> Image.Image:
+    """The image's colours in sRGB: an embedded ICC profile (Display P3 from phones, Adobe RGB from cameras, a
+    CMYK or grey profile) is converted with PIL.ImageCms (LittleCMS), so colours look as they do in a browser
+    or photo viewer; images without a profile are taken as sRGB, as browsers do. A profile that LittleCMS
+    cannot read, or that does not fit the image's mode, is ignored in the same way."""
+    icc = img.info.get("icc_profile")
+    if not icc or img.mode not in _ICC_MODES:
+        return img
+    try:
+        transform = _srgb_transform(bytes(icc), img.mode)
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        return img
+    if transform is None:
+        return img
+    out = ImageCms.applyTransform(img, transform)
+    out.info.pop("icc_profile", None)
+    return out
+
+
 def to_rgb(img: Image.Image) -> Image.Image:
-    """RGB with EXIF orientation applied: first frame of animations, alpha composited on white,
-    16-bit and float greyscale scaled to 8 bits, CMYK / palette / greyscale converted."""
+    """sRGB RGB with EXIF orientation applied: first frame of animations, an embedded ICC profile converted to
+    sRGB, alpha composited on white, 16-bit and float greyscale scaled to 8 bits, CMYK / palette / greyscale
+    converted."""
     if getattr(img, "n_frames", 1) > 1:
         img.seek(0)
+    icc = img.info.get("icc_profile")
     img = ImageOps.exif_transpose(img)
+    if icc:
+        img.info["icc_profile"] = icc
+        img = to_srgb(img)
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         arr = np.asarray(img, dtype=np.float64)
         hi = 65535.0 if arr.max(initial=0) > 255 else 255.0
@@ -40,7 +94,10 @@ def to_rgb(img: Image.Image) -> Image.Image:
 
 
 def load_rgb(source: str | Path | bytes | Image.Image, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Open a path, bytes or PIL image as RGB. Raises ImageError with a readable reason."""
+    """Open a path, bytes or PIL image as an 8-bit sRGB RGB image (see `to_rgb`): every format Pillow reads
+    (JPEG, PNG, WebP, AVIF, TIFF, GIF, ...) and HEIC/HEIF through pillow-heif. The one loader of the app,
+    translate and the training data. Raises ImageError with a readable reason (no such file, empty, not an
+    image, more than `max_pixels` pixels, corrupt); MemoryError passes through."""
     name = "the image" if isinstance(source, (bytes, Image.Image)) else str(source)
     if isinstance(source, Image.Image):
         img = source
@@ -58,16 +115,23 @@ def load_rgb(source: str | Path | bytes | Image.Image, max_pixels: int = DEFAULT
             fp = path
         try:
             img = Image.open(fp)
+        except Image.DecompressionBombError as e:
+            raise ImageTooLarge(f"{name}: too large to decode safely ({e})") from None
         except Exception as e:  # PIL raises UnidentifiedImageError, OSError, SyntaxError...
+            if not HEIF_READER and isinstance(source, (str, Path)) and Path(source).suffix.lower() in HEIF_EXTENSIONS:
+                raise ImageError(f"{name}: reading HEIC/HEIF photos needs pillow-heif: pip install pillow-heif"
+                                 ) from None
             raise ImageError(f"{name}: not an image file PIL can read ({type(e).__name__})") from None
     w, h = img.size
     if w * h > max_pixels:
-        raise ImageError(f"{name}: {w}x{h} pixels is more than the limit of {max_pixels:,} pixels")
+        raise ImageTooLarge(f"{name}: {w}x{h} pixels is more than the limit of {max_pixels:,} pixels")
     if w < 1 or h < 1:
         raise ImageError(f"{name}: the image has no pixels")
     try:
         img.load()
         return to_rgb(img)
+    except MemoryError:
+        raise  # not the file's fault: the caller reports it as out of memory
     except Exception as e:
         raise ImageError(f"{name}: the image data is corrupt or truncated ({e})") from None
 
