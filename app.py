@@ -243,8 +243,9 @@ class Models:
         try:  # evicted by other sessions' choices: load it again
             return self._loaded[self.load(key)], ""
         except Exception as e:
-            return self._default, (f"Your model ({key}) was unloaded to make room for others and could not be "
-                                   f"loaded again ({one_line(e)}), so this is the default model.")
+            return self._default, sentence(f"Your model ({key}) was unloaded to make room for others and could not "
+                                           f"be loaded again ({one_line(e).rstrip('.')}), so this is the default "
+                                           f"model")
 
     def load(self, spec: str, progress=None) -> str:
         """Loads (or finds) a model; returns its key. Raises ValueError with a one-line message."""
@@ -289,7 +290,7 @@ class Models:
         return Entry(accelerate(model, self.settings), model.source, "custom", folder, model)
 
 
-# -- released reference pairs (cyclegan.released downloads, converts and caches them) -----------------------------------
+# -- released reference pairs (cyclegan.released downloads, converts and caches them) ---------------------------
 def released_pairs() -> list[tuple[str, str]]:
     """(key, "horse <-> zebra") for each released pair of the reference implementation."""
     return released.pairs()
@@ -505,8 +506,9 @@ def unfamiliar_note(entry: Entry, ex) -> str:
     value = ex.numbers.get("cycle_l1_without_noise", ex.numbers.get("cycle_l1"))
     if ref is None or value is None or value <= FAR_ABOVE * ref:
         return ""
-    return sentence(f"⚠️ This image's cycle error ({value:.3f}) is {value / ref:.1f}× what the model reaches on its "
-                    f"held-out images ({ref:.3f}): it is unlike what the model was trained on, so expect poor results")
+    return sentence(f"⚠️ This image's cycle error ({value:.3f}) is {value / ref:.1f}× what the model reaches on "
+                    f"its held-out images ({ref:.3f}): it is unlike what the model was trained on, so expect poor "
+                    f"results")
 
 
 # -- examples ----------------------------------------------------------------------------------------------------
@@ -717,11 +719,12 @@ class App:
             if not isinstance(e, ValueError):
                 log.exception("loading %s failed", spec)
             previous, _ = self.entry(model_key)
-            return {c["status"]: sentence(f"⚠️ {one_line(e)}. Still using {previous.origin}"),
+            return {c["status"]: sentence(f"⚠️ {one_line(e).rstrip('.')}. Still using {previous.origin}"),
                     c["picker"]: gr.Dropdown(value=model_key if model_key in self.keys() else None)}
         entry, _ = self.entry(key)
         model = entry.model
-        return {c["key"]: key, c["status"]: sentence(f"Loaded {entry.origin}"), c["card"]: model_card(entry, self.settings),
+        return {c["key"]: key, c["status"]: sentence(f"Loaded {entry.origin}"),
+                c["card"]: model_card(entry, self.settings),
                 c["direction"]: self.direction_radio(model), c["state"]: None,
                 c["picker"]: gr.Dropdown(value=key if key in self.keys() else None),
                 **self.labelled(model, "AtoB", {}), **self.strip_updates(entry), **self.example_updates(model)}
@@ -882,7 +885,7 @@ class App:
                         c["spec"] = gr.Textbox(label="or any model: a local folder or a Hub repo id (user/name"
                                                      "[@revision])", scale=4, elem_id="model-spec")
                         c["load"] = gr.Button("Load", scale=1, elem_id="load-model")
-                    c["full"] = gr.Button("Full-resolution G(x) and F(G(x)) (PNG, the upload's size)",
+                    c["full"] = gr.Button("Full resolution: translation and reconstruction as PNG at the upload's size",
                                           elem_id="full-resolution")
                     c["full_status"] = gr.Markdown("", elem_id="full-status")
                     c["full_files"] = gr.File(label="full-resolution downloads", file_count="multiple",
