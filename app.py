@@ -31,7 +31,6 @@ from cyclegan.explain import explain, explain_steps
 from cyclegan.images import DEFAULT_MAX_PIXELS, ImageError, list_images, load_rgb, pil_to_tensor, tensor_to_uint8, \
     write_png_once
 from cyclegan.loading import load_model
-from cyclegan.losses import DIRECTION_TERMS, term_weights
 from cyclegan.model import CycleGAN
 from cyclegan.tiled import generate as tiled_generate
 
@@ -395,41 +394,35 @@ def display_side(model: CycleGAN, settings: Settings) -> int:
 
 
 def numbers_markdown(ex, model: CycleGAN) -> str:
-    """The numbers table: this direction's three terms weighted as the model was trained
-    (cyclegan.losses.term_weights: a switched-off term says so instead of a weight)."""
+    """The numbers table: this direction's three terms weighted as the model was trained (the weights come with
+    explain's numbers; a switched-off term says so instead of a weight)."""
     n = ex.numbers
     nm = names(model, ex.direction)
-    gan_name, cycle_name, idt_name = DIRECTION_TERMS[ex.direction]
-    w = term_weights(model.config)
     lam = "λ_A" if ex.direction == "AtoB" else "λ_B"
-    lam_value = model.config.lambda_A if ex.direction == "AtoB" else model.config.lambda_B
     rows = ["| for this image | value | weighted, in the generator objective |", "| --- | --- | --- |"]
-    total = 0.0
-    cycle = n["cycle_l1"]
-    if w[cycle_name] > 0:
-        total += w[cycle_name] * cycle
-        rows.append(f"| cycle L1, mean abs(x − {nm['F']}({nm['G']}(x))) | {cycle:.4f} | {lam} × cycle = "
-                    f"{w[cycle_name]:g} × {cycle:.4f} = **{w[cycle_name] * cycle:.4f}** |")
+    # weights as the model was trained: 0 = a term switched off in its config (e.g. models/ablation/gan_alone)
+    if n["cycle_weight"] > 0:
+        rows.append(f"| cycle L1, mean abs(x − {nm['F']}({nm['G']}(x))) | {n['cycle_l1']:.4f} | {lam} × cycle = "
+                    f"{n['cycle_weight']:g} × {n['cycle_l1']:.4f} = **{n['cycle_term']:.4f}** |")
     else:
-        rows.append(f"| cycle L1, mean abs(x − {nm['F']}({nm['G']}(x))) | {cycle:.4f} | not in this model's "
-                    f"objective (trained without this cycle term) |")
-    idt = n["identity_l1"]
-    if w[idt_name] > 0:
-        total += w[idt_name] * idt
-        rows.append(f"| identity L1, mean abs(x − {nm['F']}(x)) | {idt:.4f} | λ_identity × {lam} × identity = "
-                    f"{model.config.lambda_identity:g} × {lam_value:g} × {idt:.4f} = **{w[idt_name] * idt:.4f}** |")
+        rows.append(f"| cycle L1, mean abs(x − {nm['F']}({nm['G']}(x))) | {n['cycle_l1']:.4f} | not in this model's "
+                    f"objective |")
+    if n["identity_weight"] > 0:
+        rows.append(f"| identity L1, mean abs(x − {nm['F']}(x)) | {n['identity_l1']:.4f} | λ_identity × {lam} × "
+                    f"identity = {n['lambda_identity']:g} × {n['lambda']:g} × {n['identity_l1']:.4f} = "
+                    f"**{n['identity_term']:.4f}** |")
     else:
-        rows.append(f"| identity L1, mean abs(x − {nm['F']}(x)) | {idt:.4f} | not in this model's objective "
-                    f"(λ_identity 0) |")
-    if "gan_term" in n and w[gan_name] > 0:
-        total += w[gan_name] * n["gan_term"]
-        rows.append(f"| LSGAN, mean ({nm['D']}({nm['G']}(x)) − 1)² | {n['gan_term']:.4f} | "
-                    f"1 × **{n['gan_term']:.4f}** |")
-    elif w[gan_name] == 0:
-        rows.append("| LSGAN | | not in this model's objective (trained without adversarial terms) |")
-    else:
+        rows.append(f"| identity L1, mean abs(x − {nm['F']}(x)) | {n['identity_l1']:.4f} | not in this model's "
+                    f"objective |")
+    if "lsgan" not in n:
         rows.append("| LSGAN | no discriminator in this checkpoint | – |")
-    rows.append(f"| sum of these terms | | **{total:.4f}** |")
+    elif n["gan_weight"] > 0:
+        rows.append(f"| LSGAN, mean ({nm['D']}({nm['G']}(x)) − 1)² | {n['lsgan']:.4f} | {n['gan_weight']:g} × "
+                    f"**{n['gan_term']:.4f}** |")
+    else:
+        rows.append(f"| LSGAN, mean ({nm['D']}({nm['G']}(x)) − 1)² | {n['lsgan']:.4f} | not in this model's "
+                    f"objective |")
+    rows.append(f"| sum of these terms | | **{n['generator_objective_this_image']:.4f}** |")
     rows.append(f"| PSNR of the reconstruction | {n['psnr_reconstruction_db']:.2f} dB | |")
     text = "\n".join(rows)
     if "cycle_l1_without_noise" in n:

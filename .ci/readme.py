@@ -353,13 +353,11 @@ def main(argv: list[str] | None = None) -> int:
         stage.stop()
     print()
     for label, verdict, seconds in results:
-        print(f"{verdict:>10.10s}  {seconds:6.1f} s  {label}" if verdict in ("ok",) or verdict.startswith("FAILED")
-              else f"{'skipped':>10s}  {seconds:6.1f} s  {label}  [{verdict[9:-1]}]")
+        word, _, why = verdict.partition(" (")
+        print(f"{word:>8s} {seconds:7.1f} s  {label}" + (f"  [{why[:-1]}]" if why else ""))
     print(f"README stage: {time.monotonic() - t_start:.0f} s")
     for label, log in failures:
         print(f"\nREADME stage FAILED at {label}; its output (last lines):\n{tail(log)}", file=sys.stderr)
-    if failures and (work / "app.log").exists() and all(log.name != "app.log" for _, log in failures):
-        print(f"\nthe app's output (last lines):\n{tail(work / 'app.log', 15)}", file=sys.stderr)
     if args.keep:
         print(f"kept: {work}")
     elif failures:  # keep the logs and scripts, not the (large) environment

@@ -129,7 +129,8 @@ class CycleGANConfig:
         names = {f.name for f in fields(cls)}
         unknown = sorted(str(k) for k in d if k not in names)
         if unknown:
-            raise ConfigError(f"config has unknown key(s): {', '.join(unknown)[:300]} (known: {', '.join(sorted(names))})")
+            raise ConfigError(f"config has unknown key(s): {', '.join(unknown)[:300]} "
+                              f"(known: {', '.join(sorted(names))})")
         if d.get("netG") == "unet" and "unet_depth" not in d and "n_blocks" in d:
             d["unet_depth"] = d.pop("n_blocks")  # the old meaning of n_blocks for a U-Net
         depth = "unet_depth" if d.get("netG") == "unet" else "n_blocks"
@@ -194,7 +195,10 @@ class CycleGANConfig:
     def parameter_count(self) -> dict[str, int]:
         """Exact parameter counts {"G_AB", "G_BA", "D_A", "D_B", "total"} of the networks this config builds
         (D_A, D_B are 0 without discriminators); computed from the layer shapes, nothing allocated."""
-        g = _resnet_params(self.ngf, self.n_blocks) if self.netG == "resnet" else _unet_params(self.ngf, self.unet_depth)
+        if self.netG == "resnet":
+            g = _resnet_params(self.ngf, self.n_blocks)
+        else:
+            g = _unet_params(self.ngf, self.unet_depth)
         d = _patch_params(self.ndf, self.n_layers_D) if self.with_discriminators else 0
         return {"G_AB": g, "G_BA": g, "D_A": d, "D_B": d, "total": 2 * g + 2 * d}
 

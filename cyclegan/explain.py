@@ -6,6 +6,7 @@
     ex.fake, ex.rec, ex.idt              # HxWx3 uint8: G(x), F(G(x)), F(x)
     ex.cycle_error, ex.realness          # HxW float32 maps (cyclegan.render draws them when they are shown)
     ex.numbers                           # plain floats: this image's loss terms, weighted as in training
+                                         # (cyclegan.losses.direction_terms with the model's config)
 
 `explain_steps` is the same computation as an iterator: it yields the partly filled `Explanation` after the
 first generator pass (G(x) is ready) and the complete one at the end; `explain` runs it to the end. The app
@@ -33,6 +34,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .images import DEFAULT_MAX_PIXELS, ImageError, load_rgb, pil_to_tensor, tensor_to_uint8
+from .losses import DIRECTION_TERMS, direction_terms, lsgan, term_weights
 from .model import CycleGAN, check_direction
 
 DEFAULT_MAX_SIDE = 512
@@ -124,13 +126,16 @@ def explain_steps(model: CycleGAN, image, direction: str = "AtoB", *, noise: flo
                   full: bool = True) -> Iterator[Explanation]:
     """Yields the Explanation after G(x) (stage "translated"), then, if `full`, the complete one.
 
-    `noise` (grey levels, 0-255 scale) adds Gaussian noise of that standard deviation to G(x) before F
-    reconstructs it; the clean cycle error is then reported too (one more F pass)."""
+    `image`: a path, bytes, PIL image or HxWx3 array (see `load_input`); `max_side` (pixels, None: keep the
+    size) and `max_pixels` limit it. `noise` (grey levels, 0-255 scale) adds Gaussian noise of that standard
+    deviation to G(x) before F reconstructs it; the clean cycle error is then reported too (one more F pass).
+    `full=False` stops after G(x) (one generator pass). Runs on the model's device.
+    Raises ImageError for an unusable image, ValueError for an unknown direction; running out of memory
+    (MemoryError, torch.OutOfMemoryError) is the caller's to report."""
     direction = check_direction(direction)
     img, original_size = load_input(image, max_side, max_pixels)
     G, Fb = model.generators(direction)
     D = model.discriminator_of_target(direction)
-    lam = model.lambda_A if direction == "AtoB" else model.lambda_B
     device = _model_device(model)
     w, h = img.size
     ex = Explanation(direction=direction, label=model.direction_label(direction), size=(w, h),
@@ -160,32 +165,40 @@ def explain_steps(model: CycleGAN, image, direction: str = "AtoB", *, noise: flo
         rec, idt = crop(rp), crop(ip)
         cycle_map = (x - rec).abs().mean(1)[0]
         idt_map = (x - idt).abs().mean(1)[0]
-        cycle_l1, idt_l1 = cycle_map.mean().item(), idt_map.mean().item()
         mse = (x - rec).pow(2).mean().item() / 4.0          # on the [0, 1] scale
+        scores = D(yp) if D is not None else None           # the target domain's discriminator on G(x)
+        # this direction's three generator terms, weighted and switched as the model was trained (one objective:
+        # cyclegan.losses, which the Trainer calls too)
+        cfg = model.config
+        gan_name, cycle_name, idt_name = DIRECTION_TERMS[direction]
+        weights = term_weights(cfg)
+        terms = {k: v.item() for k, v in direction_terms(cfg, direction, x, rec=rec, idt=idt,
+                                                          fake_scores=scores).items()}
         numbers = {
             "direction": direction,
             "width": w, "height": h,
-            "cycle_l1": cycle_l1,
-            "identity_l1": idt_l1,
-            "lambda": lam,
-            "lambda_identity": model.lambda_identity,
-            "cycle_term": lam * cycle_l1,
-            "identity_term": model.lambda_identity * lam * idt_l1,
+            "cycle_l1": cycle_map.mean().item(),            # unweighted: mean |x - F(G(x))|
+            "identity_l1": idt_map.mean().item(),           # unweighted: mean |x - F(x)|
+            "lambda": cfg.lambda_A if direction == "AtoB" else cfg.lambda_B,
+            "lambda_identity": cfg.lambda_identity,
+            "cycle_weight": weights[cycle_name],            # 0.0: not in this model's objective
+            "identity_weight": weights[idt_name],
+            "gan_weight": weights[gan_name],
+            "cycle_term": terms[cycle_name],
+            "identity_term": terms[idt_name],
             "psnr_reconstruction_db": min(100.0, 10 * math.log10(1.0 / mse)) if mse > 0 else 100.0,
             "noise_grey_levels": float(noise),
         }
         if noise > 0:
-            clean_l1 = (x - crop(Fb(yp))).abs().mean().item()
-            numbers["cycle_l1_without_noise"] = clean_l1
-        if D is not None:
-            scores = D(yp)                                   # the target domain's discriminator on G(x)
-            numbers["gan_term"] = (scores - 1).pow(2).mean().item()
+            numbers["cycle_l1_without_noise"] = (x - crop(Fb(yp))).abs().mean().item()
+        if scores is not None:
+            numbers["lsgan"] = lsgan(scores.float(), True).item()   # unweighted: mean (D(G(x)) - 1)^2
+            numbers["gan_term"] = terms[gan_name]
             numbers["mean_realness"] = scores.mean().item()
             up = F.interpolate(scores, size=yp.shape[-2:], mode="bilinear", align_corners=False)
             ex.realness = crop(up)[0, 0].float().cpu().numpy()
             ex.realness_patches = scores[0, 0].float().cpu().numpy()
-        numbers["generator_objective_this_image"] = (numbers["cycle_term"] + numbers["identity_term"]
-                                                     + numbers.get("gan_term", 0.0))
+        numbers["generator_objective_this_image"] = sum(terms.values())
         ex.rec, ex.idt = tensor_to_uint8(rec), tensor_to_uint8(idt)
         ex.cycle_error = cycle_map.float().cpu().numpy()
         ex.identity_error = idt_map.float().cpu().numpy()

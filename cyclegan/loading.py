@@ -18,7 +18,8 @@ What is refused, each with one line (a `ModelLoadError`, a ValueError) that name
 
 A Hub download is pinned to the commit whose metadata was checked, has a time limit (`timeout_s`), and is shared:
 callers asking for the same repo and revision at once wait for one download (a lock per endpoint, repo and
-revision) and then load from huggingface_hub's cache without another request.
+revision) and then load from huggingface_hub's cache without another request. With `cache_dir` and
+`max_cache_bytes`, the cache of downloaded models is bounded (least recently used repos go first).
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable
 
+from .config import ConfigError, CycleGANConfig
 from .model import CycleGAN
 
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
@@ -99,7 +101,12 @@ def parse_spec(spec: str) -> tuple[str, str | None, str | None]:
     if looks_like_repo and not os.path.isdir(repo.split("/")[0]):
         return "hub", repo, revision or None
     parent = Path(os.path.expanduser(spec)).parent
-    where = f"{parent} has no {Path(spec).name!r}" if parent.is_dir() and str(parent) != "." else "no such file or folder"
+    where = "no such file or folder"
+    if parent.is_dir():
+        import difflib
+        close = difflib.get_close_matches(Path(spec).name, [p.name for p in parent.iterdir() if p.is_dir()], n=1)
+        where = (f"{parent} has no {Path(spec).name!r}" if str(parent) != "." else "no such file or folder") + \
+            (f"; did you mean {(parent / close[0]).as_posix()!r}?" if close else "")
     raise MissingModelPath(f"model folder {spec!r} does not exist ({where}); a local model is a folder holding "
                            f"{CONFIG} and {WEIGHTS}, a Hub model is named 'user/name' or 'user/name@revision'")
 
@@ -124,10 +131,6 @@ def check_config(config: dict, where: str) -> dict:
     `cyclegan.config.CycleGANConfig.validate()` where it exists). Raises ModelRefused naming the field."""
     if not isinstance(config, dict):
         raise ModelRefused(f"{where}: {CONFIG} must hold a JSON object, found {type(config).__name__}")
-    try:
-        from .config import CycleGANConfig, ConfigError  # the config helper's dataclass (bounds of issue 17)
-    except ImportError:  # pragma: no cover - before cyclegan.config exists
-        return config
     try:
         CycleGANConfig.from_dict(config).validate()
     except ConfigError as e:
@@ -174,6 +177,7 @@ def _load_local(path: str, max_weight_bytes: int) -> CycleGAN:
 # -- the Hub --------------------------------------------------------------------------------------------------
 _locks: dict[tuple[str, str, str], threading.Lock] = {}
 _locks_guard = threading.Lock()
+_cache_lock = threading.RLock()  # held while a model loads from a cache_dir and while that cache is pruned
 
 
 def _download_lock(endpoint: str, repo: str, revision: str) -> threading.Lock:
@@ -232,7 +236,8 @@ class _DownloadTimeout(Exception):
     pass
 
 
-def _progress_class(deadline: float, cap: int, what: str, progress: Callable[[int, int | None], None] | None):
+def _progress_class(deadline: float, limit_s: float, cap: int, what: str,
+                    progress: Callable[[int, int | None], None] | None):
     """A tqdm class for hf_hub_download that stops a download past its deadline or its size cap, and reports
     progress (bytes done, bytes total) to `progress`."""
     from huggingface_hub.utils import tqdm as hf_tqdm
@@ -243,8 +248,9 @@ def _progress_class(deadline: float, cap: int, what: str, progress: Callable[[in
             if done > cap:
                 raise ModelRefused(f"{what}: the download passed the {_mb(cap)} limit for model weights; stopped")
             if time.monotonic() > deadline:
-                raise _DownloadTimeout(f"{what}: the download took longer than its time limit; stopped (retry, or "
-                                       f"download it with `python -m cyclegan.hub pull` and load the folder)")
+                raise _DownloadTimeout(f"{what}: the download took longer than its time limit ({limit_s:g} s); stopped "
+                                       f"(retry, or download it with `python -m cyclegan.hub pull` and load the "
+                                       f"folder)")
             if progress is not None:
                 progress(done, self.total)
             return super().update(n)
@@ -253,15 +259,16 @@ def _progress_class(deadline: float, cap: int, what: str, progress: Callable[[in
 
 
 def _load_hub(repo: str, revision: str | None, *, max_weight_bytes: int, token, timeout_s: float,
-              progress) -> CycleGAN:
+              progress, cache_dir: str | None, max_cache_bytes: int | None) -> CycleGAN:
     from huggingface_hub import HfApi, constants, hf_hub_download
 
     spec = f"{repo}@{revision}" if revision else repo
     endpoint = constants.ENDPOINT
     if constants.HF_HUB_OFFLINE:  # only the cache: what is there was checked when it was downloaded
         try:
-            cfg_path = hf_hub_download(repo, CONFIG, revision=revision, token=token, local_files_only=True)
-            hf_hub_download(repo, WEIGHTS, revision=revision, token=token, local_files_only=True)
+            cfg_path = hf_hub_download(repo, CONFIG, revision=revision, token=token, local_files_only=True,
+                                       cache_dir=cache_dir)
+            hf_hub_download(repo, WEIGHTS, revision=revision, token=token, local_files_only=True, cache_dir=cache_dir)
         except Exception as e:  # noqa: BLE001 - every client error becomes one line
             raise hub_error(e, spec, endpoint) from None
         check_config(_read_config(Path(cfg_path), spec), spec)
@@ -290,26 +297,57 @@ def _load_hub(repo: str, revision: str | None, *, max_weight_bytes: int, token, 
         deadline = time.monotonic() + timeout_s
         with _download_lock(endpoint, repo, commit):
             try:
-                cfg_path = hf_hub_download(repo, CONFIG, revision=commit, token=token,
-                                           tqdm_class=_progress_class(deadline, MAX_CONFIG_BYTES, spec, None))
+                cfg_path = hf_hub_download(
+                    repo, CONFIG, revision=commit, token=token, cache_dir=cache_dir,
+                    tqdm_class=_progress_class(deadline, timeout_s, MAX_CONFIG_BYTES, spec, None))
                 check_config(_read_config(Path(cfg_path), spec), spec)
-                hf_hub_download(repo, WEIGHTS, revision=commit, token=token,
-                                tqdm_class=_progress_class(deadline, max_weight_bytes, spec, progress))
+                weights = hf_hub_download(repo, WEIGHTS, revision=commit, token=token, cache_dir=cache_dir,
+                                          tqdm_class=_progress_class(deadline, timeout_s, max_weight_bytes, spec, progress))
             except ModelLoadError:
                 raise
             except Exception as e:  # noqa: BLE001
                 raise hub_error(e, spec, endpoint) from None
-    try:
-        model = CycleGAN.from_pretrained(repo, revision=commit, token=token, local_files_only=True)
-    except (ValueError, OSError, TypeError, RuntimeError) as e:
-        raise ModelRefused(f"could not load {spec}: {' '.join(str(e).split())[:400]}") from None
+    with _cache_lock:  # not pruned by another caller while it loads
+        try:
+            model = CycleGAN.from_pretrained(repo, revision=commit, token=token, local_files_only=True,
+                                             cache_dir=cache_dir)
+        except (ValueError, OSError, TypeError, RuntimeError) as e:
+            raise ModelRefused(f"could not load {spec}: {' '.join(str(e).split())[:400]}") from None
+        if cache_dir is not None:
+            weights = hf_hub_download(repo, WEIGHTS, revision=commit, local_files_only=True, cache_dir=cache_dir)
+            os.utime(weights)  # marks the repo as just used (mtime) for prune_cache
+            if max_cache_bytes is not None:
+                prune_cache(cache_dir, max_cache_bytes, keep=repo)
     model.source = f"Hub repo {repo} (revision {revision or 'main'}, commit {commit[:12]})"
     return model.eval()
 
 
+def prune_cache(cache_dir: str | Path, max_cache_bytes: int, keep: str | None = None) -> list[str]:
+    """Deletes the least recently used model repos from a huggingface_hub cache folder that `load_model` owns
+    (its `cache_dir`) until it holds at most `max_cache_bytes`; never `keep` nor a repo being downloaded.
+    Returns the deleted repo ids. Use only on a dedicated folder: every model repo in it is a candidate."""
+    from huggingface_hub import scan_cache_dir
+
+    with _cache_lock:
+        info = scan_cache_dir(cache_dir)
+        busy = {r for (_, r, _), lock in list(_locks.items()) if lock.locked()}
+        repos = sorted((r for r in info.repos if r.repo_type == "model"), key=lambda r: r.last_modified)
+        total, deleted = sum(r.size_on_disk for r in repos), []
+        for r in repos:
+            if total <= max_cache_bytes:
+                break
+            if r.repo_id == keep or r.repo_id in busy:
+                continue
+            info.delete_revisions(*[rev.commit_hash for rev in r.revisions]).execute()
+            total -= r.size_on_disk
+            deleted.append(r.repo_id)
+        return deleted
+
+
 def load_model(spec: str, *, max_weight_bytes: int = DEFAULT_MAX_WEIGHT_BYTES, allow: Iterable[str] | None = None,
                token: str | bool | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
-               progress: Callable[[int, int | None], None] | None = None) -> CycleGAN:
+               progress: Callable[[int, int | None], None] | None = None, cache_dir: str | Path | None = None,
+               max_cache_bytes: int | None = None) -> CycleGAN:
     """The CycleGAN named by `spec` (a local folder, or a Hub repo id `user/name[@revision]`), in eval mode.
 
     max_weight_bytes: largest model.safetensors accepted (bytes; 1 GiB by default), checked from the Hub's
@@ -319,6 +357,9 @@ def load_model(spec: str, *, max_weight_bytes: int = DEFAULT_MAX_WEIGHT_BYTES, a
     token: Hub token (default: huggingface_hub's own, e.g. HF_TOKEN or `hf auth login`).
     timeout_s: time limit for downloading one model (seconds).
     progress: called as progress(bytes_done, bytes_total_or_None) while the weights download.
+    cache_dir: a huggingface_hub cache folder of its own for Hub downloads (default: the usual HF cache).
+    max_cache_bytes: with cache_dir, the most its model repos may hold; after each Hub load the least recently
+        used repos are deleted down to it (`prune_cache`). A public app sets both so its disk stays bounded.
 
     Raises a ModelLoadError (ValueError) with one line: MissingModelPath, ModelRefused or HubLoadError.
     """
@@ -329,4 +370,5 @@ def load_model(spec: str, *, max_weight_bytes: int = DEFAULT_MAX_WEIGHT_BYTES, a
     if kind == "local":
         return _load_local(target, max_weight_bytes)
     return _load_hub(target, revision, max_weight_bytes=max_weight_bytes, token=token, timeout_s=timeout_s,
-                     progress=progress)
+                     progress=progress, cache_dir=None if cache_dir is None else str(cache_dir),
+                     max_cache_bytes=max_cache_bytes)

@@ -14,6 +14,7 @@ builds any tensor, then loads strictly.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,6 +31,9 @@ from .networks import PatchDiscriminator, build_generator, init_weights
 DIRECTIONS = ("AtoB", "BtoA")
 CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
 _CONFIG_FIELDS = frozenset(CycleGANConfig.__dataclass_fields__)
+# from_pretrained builds a model whose weights file does not fill it only up to this size (float32 bytes), to
+# name each missing or mis-shaped tensor; a bigger one is refused from the file's header alone.
+NAMED_REPORT_MAX_BYTES = 32 * 2 ** 20
 
 
 class CycleGAN(nn.Module, PyTorchModelHubMixin, library_name="cyclegan", pipeline_tag="image-to-image",
@@ -164,6 +168,13 @@ class CycleGAN(nn.Module, PyTorchModelHubMixin, library_name="cyclegan", pipelin
             source = f"local folder {os.path.abspath(model_id)}"
         else:
             source = f"Hub repo {model_id} (revision {revision or 'main'}, commit {path.parent.name[:12]})"
+        # Allocate the model only when the file can fill it (or the model is small, for a report that names
+        # each tensor): weights from another config are refused from the header, before any allocation.
+        want = config.parameter_count()["total"]
+        found = sum(math.prod(shape) for shape in _read_header(path).values())
+        if found != want and want * 4 > NAMED_REPORT_MAX_BYTES:
+            raise ValueError(f"{path} holds {found:,} values; the architecture in its config.json has {want:,} "
+                             f"parameters: the weights belong to another config")
         model = cls(config)
         model.load_weights_file(path, map_location)
         model.source = source
@@ -172,16 +183,11 @@ class CycleGAN(nn.Module, PyTorchModelHubMixin, library_name="cyclegan", pipelin
     def load_weights_file(self, path: str | Path, map_location: str = "cpu") -> None:
         """Strict load from a safetensors file: its tensor names and shapes (read from the header, no data) must
         match the model's before any tensor is read. Raises ValueError naming what differs."""
+        _check_weights_file(path, self.state_dict())
         try:
             with safe_open(str(path), framework="pt", device=str(map_location)) as f:
-                shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-                problems = state_dict_mismatch(self.state_dict(), shapes)
-                if problems:
-                    raise ValueError(f"{path} does not match the model's config: " + " | ".join(problems))
-                state = {k: f.get_tensor(k) for k in shapes}
-        except ValueError:
-            raise
-        except Exception as e:  # a truncated or non-safetensors file
+                state = {k: f.get_tensor(k) for k in f.keys()}
+        except Exception as e:  # e.g. the file changed since the check
             raise ValueError(f"{path} is not a readable safetensors file: {str(e).splitlines()[0][:200]}") from None
         self.load_weights(state)
 
@@ -191,6 +197,23 @@ class CycleGAN(nn.Module, PyTorchModelHubMixin, library_name="cyclegan", pipelin
         if problems:
             raise ValueError("checkpoint does not match the model's config: " + " | ".join(problems))
         self.load_state_dict(state_dict, strict=True)
+
+
+def _read_header(path: str | Path) -> dict[str, tuple[int, ...]]:
+    """Tensor names and shapes of a safetensors file, from its header (no tensor data is read). Raises
+    ValueError (one line) for a truncated, corrupt or non-safetensors file."""
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception as e:
+        raise ValueError(f"{path} is not a readable safetensors file: {str(e).splitlines()[0][:200]}") from None
+
+
+def _check_weights_file(path: str | Path, expected: Mapping) -> None:
+    """Compares a safetensors file's header with the state dict `expected`. Raises ValueError with one line."""
+    problems = state_dict_mismatch(expected, _read_header(path))
+    if problems:
+        raise ValueError(f"{path} does not match the model's config: " + " | ".join(problems))
 
 
 def state_dict_mismatch(expected: Mapping, found: Mapping, *, shown_as: Mapping[str, str] | None = None,

@@ -18,6 +18,7 @@ goes first. Any failure (offline, HTTP error, timeout, a file too large or not a
 """
 from __future__ import annotations
 
+import http.client
 import os
 import shutil
 import tempfile
@@ -162,7 +163,11 @@ def fetch(name: str, folder: str | Path, *, url_base: str | None = None, timeout
     except urllib.error.HTTPError as e:
         part.unlink(missing_ok=True)
         raise ReleasedModelError(f"cannot download {url}: HTTP {e.code} {e.reason}; {retry}") from None
-    except (OSError, ValueError) as e:  # URLError (offline, refused, DNS), socket timeouts, a bad URL
+    except http.client.IncompleteRead as e:
+        part.unlink(missing_ok=True)
+        raise ReleasedModelError(f"{url}: the connection ended after {len(e.partial)} bytes of the announced "
+                                 f"{_mb(len(e.partial) + (e.expected or 0))}; retry") from None
+    except (OSError, ValueError, http.client.HTTPException) as e:  # offline, refused, DNS, timeouts, a bad URL
         part.unlink(missing_ok=True)
         reason = getattr(e, "reason", None) or e
         raise ReleasedModelError(f"cannot download {url} ({reason}): offline or the server is unreachable; "

@@ -13,7 +13,9 @@ Files are safe:
 - An input file is never written over, not even with --overwrite: if an output name would be an input file
   (e.g. --out is the input folder and an input is a PNG), nothing is written and the exit status is 2.
 - Inputs whose outputs would share a name (cat.jpg and cat.png, photo.avif and photo.webp) keep their
-  extension in the output name: cat_jpg.png, cat_png.png. Other names stay NAME.png.
+  extension in the output name: cat_jpg.png, cat_png.png; if that is not enough (a/cat.png and b/cat.png given
+  as files, or names that differ only in case), they are numbered in input order: cat_png-1.png, cat_png-2.png.
+  Other names stay NAME.png, and a note says how many outputs were renamed.
 - An output file that already exists is not replaced unless --overwrite is given (nothing is written, exit 2).
 - Outputs are written under a temporary name and renamed, so an interrupted run leaves no half-written file.
 - Images inside --out are not read as inputs when --out lies inside an input folder.
@@ -97,19 +99,21 @@ def plan(items: list[Item], out: Path, suffixes: list[str], overwrite: bool) -> 
                     clash |= {i, j}
         return clash
 
-    qualify: set[int] = set()
-    names = [outputs(it.stem) for it in items]
+    # 1. NAME; 2. inputs that clash keep their extension (NAME_ext); 3. inputs that still clash (the same name and
+    # extension from two folders given as files, or names that differ only in case) are numbered in input order
+    stems = [it.stem for it in items]
     for _ in range(2):
-        clash = collisions(names)
-        if not clash:
-            break
-        qualify |= clash
-        names = [outputs(it.qualified if i in qualify else it.stem) for i, it in enumerate(items)]
-    clash = collisions(names)
+        clash = collisions([outputs(stem) for stem in stems])
+        stems = [items[i].qualified if i in clash else stem for i, stem in enumerate(stems)]
+    clash = sorted(collisions([outputs(stem) for stem in stems]))
+    for n, i in enumerate(clash, 1):
+        stems[i] = stems[i].with_name(f"{stems[i].name}-{n}")
+    names = [outputs(stem) for stem in stems]
+    clash = sorted(collisions(names))
     if clash:
-        listed = ", ".join(str(items[i].source) for i in sorted(clash)[:6])
-        raise PlanError(f"inputs whose outputs would share a name even with their extensions kept: {listed}. "
-                        f"Rename them or translate them into separate --out folders. Nothing was written.")
+        listed = ", ".join(str(items[i].source) for i in clash[:6])
+        raise PlanError(f"inputs whose outputs would share a name even with their extensions kept and numbered: "
+                        f"{listed}. Rename them or translate them into separate --out folders. Nothing was written.")
 
     inputs = {_identity(it.source) for it in items} - {None}
     replaced_inputs, existing = [], []
@@ -258,12 +262,20 @@ def main(argv: list[str] | None = None) -> int:
         suffixes += ["_cycle_error", "_identity_error"]
         if model.discriminator_of_target(args.direction) is not None:
             suffixes.append("_realness")
+        else:
+            print("--heatmaps: no realness maps, this model has no discriminators (only the error maps are written)",
+                  file=err)
     try:
         targets = plan(items, out, suffixes, args.overwrite)
     except PlanError as e:
         print(e, file=err)
         return EXIT_NOTHING_DONE
 
+    renamed = [it for it, paths in zip(items, targets) if paths[0].name != f"{it.stem.name}.png"]
+    if renamed:
+        print(f"note: {len(renamed)} input(s) share an output name with another input, so their outputs keep the "
+              f"extension (and a number if needed): e.g. {renamed[0].source} -> "
+              f"{targets[items.index(renamed[0])][0].name}", file=err)
     print(f"{model.direction_label(args.direction)} with {model.source}", file=err)
     failed: list[Path] = []
     written = [0]

@@ -21,6 +21,7 @@ fills a repo directly; an `Announced` file is listed with its size but never hel
 tests) to simulate an upload that breaks half-way.
 
     python tests/hub_server.py --port 8765          # then: HF_ENDPOINT=http://127.0.0.1:8765 HF_TOKEN=x ...
+    python tests/hub_server.py --port 8765 --detach --pid-file hub.pid   # returns once it listens; kill $(cat hub.pid)
 
 In tests, `start_hub_server()` runs it in a thread on a free port; the `hub_server` fixture wraps that.
 """
@@ -131,12 +132,12 @@ class HubState:
         return c
 
     def fail(self, method: str, path_pattern: str, times: int = 1, status: int = 500,
-             mode: str = "status") -> None:
+             mode: str = "status", delay: float = 0.0) -> None:
         """The next `times` requests matching METHOD and the regex fail: with `status`, or mode "drop"
-        (the connection is closed without an answer)."""
+        (the connection is closed without an answer), or mode "slow" (answered normally after `delay` s)."""
         with self.lock:
             self.faults.append(dict(method=method, pattern=re.compile(path_pattern), times=times, status=status,
-                                    mode=mode))
+                                    mode=mode, delay=delay))
 
     def take_fault(self, method: str, path: str) -> dict | None:
         with self.lock:
@@ -204,6 +205,9 @@ class Handler(BaseHTTPRequestHandler):
         fault = self.state.take_fault(method, path)
         status = 0
         try:
+            if fault is not None and fault["mode"] == "slow":
+                time.sleep(fault["delay"])
+                fault = None
             if fault is not None:
                 if fault["mode"] == "drop":
                     self.state.log.append((method, path, -1))

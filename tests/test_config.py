@@ -245,6 +245,10 @@ def hostile_folders(tmp_path_factory):
         "missing_weights": (_folder(root, "missing_weights", base, {k: v for k, v in tiny.items()
                                                                        if not k.startswith("G_BA")}), "missing"),
         "announces_4GB": (_folder(root, "announces_4GB", base, _announcing_header(4 << 30)), "safetensors"),
+        # the paper's architecture (about 90 MB of generators) with weights from another: refused from the
+        # file's header before the model is allocated
+        "paper_config_tiny_weights": (_folder(root, "paper_config_tiny_weights",
+                                              {"netG": "resnet", "ngf": 64, "n_blocks": 9}, tiny), "another config"),
     }
     return cases
 

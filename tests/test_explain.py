@@ -70,12 +70,52 @@ def test_numbers_are_the_training_loss_terms(model):
         assert n["cycle_l1"] == pytest.approx(cyc, rel=1e-5) and n["identity_l1"] == pytest.approx(idt, rel=1e-5)
         assert n["cycle_term"] == pytest.approx(lam * cyc, rel=1e-5)
         assert n["identity_term"] == pytest.approx(0.5 * lam * idt, rel=1e-5)
-        assert n["gan_term"] == pytest.approx(gan, rel=1e-5)
+        assert n["gan_term"] == pytest.approx(gan, rel=1e-5) and n["lsgan"] == pytest.approx(gan, rel=1e-5)
+        assert (n["cycle_weight"], n["identity_weight"], n["gan_weight"]) == (lam, 0.5 * lam, 1.0)
         assert n["generator_objective_this_image"] == pytest.approx(lam * cyc + 0.5 * lam * idt + gan, rel=1e-5)
         assert n["psnr_reconstruction_db"] == pytest.approx(10 * math.log10(1 / mse), rel=1e-4)
         assert ex.realness_patches.shape == (6, 6)           # the PatchGAN map of a 64x64 input
         assert np.allclose(ex.cycle_error.mean(), cyc, rtol=1e-5)
         assert ex.label == ("horse -> zebra" if direction == "AtoB" else "zebra -> horse")
+
+
+@pytest.mark.parametrize("switches", [dict(use_cycle_A=False, use_cycle_B=False), dict(use_gan=False),
+                                      dict(use_cycle_A=False, lambda_identity=0.0)])
+def test_switched_off_terms_count_zero(model, switches):
+    """An ablation model's numbers weigh the terms as it was trained: a switched-off term is 0, not lambda x L1."""
+    cfg = model.config.replace(**switches)
+    ablated = CycleGAN(cfg).eval()
+    ablated.load_state_dict(model.state_dict())
+    img = rand_image(48, 40, seed=4)
+    for direction, cycle_on in (("AtoB", cfg.use_cycle_A), ("BtoA", cfg.use_cycle_B)):
+        full, n = explain(model, img, direction).numbers, explain(ablated, img, direction).numbers
+        assert n["cycle_l1"] == pytest.approx(full["cycle_l1"], rel=1e-6)          # same networks, same images
+        assert (n["cycle_term"] == pytest.approx(full["cycle_term"], rel=1e-6)) if cycle_on else (
+            n["cycle_term"] == 0.0 and n["cycle_weight"] == 0.0)
+        if not cfg.use_gan:
+            assert n["gan_term"] == 0.0 and n["gan_weight"] == 0.0 and n["lsgan"] == pytest.approx(full["lsgan"])
+        if cfg.lambda_identity == 0:
+            assert n["identity_term"] == 0.0 and n["identity_weight"] == 0.0
+        assert n["generator_objective_this_image"] == pytest.approx(
+            n["cycle_term"] + n["identity_term"] + n.get("gan_term", 0.0), rel=1e-6)
+
+
+def test_gan_alone_shows_no_cycle_term_in_the_app():
+    """models/ablation/gan_alone was trained without cycle terms (its config.json says so): the app's numbers
+    must not weigh a cycle term it never had (issue 12)."""
+    from conftest import ROOT
+    from app import numbers_markdown
+    from cyclegan.loading import load_model
+    model = load_model(str(ROOT / "models" / "ablation" / "gan_alone"))
+    assert not model.config.use_cycle_A and not model.config.use_cycle_B
+    for direction in ("AtoB", "BtoA"):
+        ex = explain(model, rand_image(64, 48, seed=6), direction)
+        n = ex.numbers
+        assert n["cycle_l1"] > 0 and n["cycle_term"] == 0.0 and n["cycle_weight"] == 0.0
+        assert n["generator_objective_this_image"] == pytest.approx(n["identity_term"] + n.get("gan_term", 0.0))
+        table = numbers_markdown(ex, model)
+        cycle_row = next(row for row in table.splitlines() if row.startswith("| cycle L1"))
+        assert "not in this model's objective" in cycle_row and "×" not in cycle_row, cycle_row
 
 
 def test_heatmaps_use_one_fixed_scale():
@@ -156,6 +196,9 @@ def test_awkward_inputs(model, tmp_path):
         "deep.png": (_encode(Image.fromarray(np.full((20, 30), 40000, np.uint16)), "PNG"), (30, 20)),
         "anim.gif": (_encode(rand_image(30, 20, "P"), "GIF", save_all=True,
                              append_images=[rand_image(30, 20, "P", seed=1)]), (30, 20)),
+        "phone.heic": (_encode(rand_image(30, 20), "HEIF"), (30, 20)),      # iPhone cameras (pillow-heif)
+        "phone.avif": (_encode(rand_image(30, 20), "AVIF"), (30, 20)),
+        "phone.webp": (_encode(rand_image(30, 20), "WEBP"), (30, 20)),
     }
     for name, (data, (w, h)) in cases.items():
         path = tmp_path / name

@@ -146,6 +146,14 @@ def test_phone_formats_with_a_display_p3_profile(tmp_path, fmt, ext):
     assert np.abs(patch_means(img) - want).max() <= 4.0    # lossy codecs at their best quality
 
 
+def test_camera_jpeg_in_adobe_rgb(tmp_path):
+    """Cameras set to Adobe RGB embed the profile in the JPEG (APP2 segments)."""
+    path = tmp_path / "camera.jpg"
+    swatches().save(path, "JPEG", icc_profile=icc_profile("adobe", "Adobe RGB (1998)"), quality=100, subsampling=0)
+    want = np.stack([expected_srgb("adobe", c) for c in COLOURS])
+    assert np.abs(patch_means(load_rgb(path)) - want).max() <= 3.0
+
+
 def test_heic_orientation_is_applied(tmp_path):
     img = Image.fromarray(np.zeros((20, 40, 3), np.uint8))
     exif = img.getexif()

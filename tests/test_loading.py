@@ -85,6 +85,8 @@ def test_missing_local_paths_are_reported_at_once_without_a_hub_request(hub, tmp
         assert "does not exist" in r["msg"] and "\n" not in r["msg"], r
         assert r["s"] < 5, r
     assert "models has no 'no-such-model'" in res["models/no-such-model"]["msg"]
+    typo = try_specs(hub, tmp_path, ["models/photo2sketh"])["models/photo2sketh"]
+    assert "did you mean 'models/photo2sketch'?" in typo["msg"], typo
     assert hub.state.log[before:] == [], "a local path was sent to the Hub"
 
 
@@ -190,7 +192,6 @@ def test_concurrent_callers_share_one_download_and_the_next_load_uses_the_cache(
 
 
 def test_hostile_config_on_the_hub_is_refused_before_the_weights_download(hub, tiny_files, tmp_path):
-    pytest.importorskip("cyclegan.config")
     cfg = dict(json.loads(tiny_files["config.json"]), ngf=1024)
     hub.put("test-user/hostile", {"config.json": json.dumps(cfg).encode(), "model.safetensors": b"0" * 1000})
     before = len(hub.state.log)
@@ -220,6 +221,12 @@ def test_local_folder_checks(tiny_files, tmp_path):
         load_model(str(tmp_path))
     with pytest.raises(ModelRefused, match="is a file"):
         load_model(str(good / "config.json"))
+    hostile = tmp_path / "hostile"
+    hostile.mkdir()
+    (hostile / "config.json").write_text(json.dumps(dict(json.loads(tiny_files["config.json"]), ngf=1024)))
+    (hostile / "model.safetensors").write_bytes(tiny_files["model.safetensors"])
+    with pytest.raises(ModelRefused, match="ngf"):
+        load_model(str(hostile))
     (pickled / "config.json").write_text("{not json")
     (pickled / "model.safetensors").write_bytes(tiny_files["model.safetensors"])
     with pytest.raises(ModelRefused, match="config.json is not valid JSON"):
@@ -249,3 +256,41 @@ def test_translate_names_the_missing_revision(hub, tmp_path):
     assert r.returncode != 0
     assert "test-user/tiny has no revision 'v9'" in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_a_download_over_its_time_limit_is_stopped(hub, tiny_files, tmp_path):
+    hub.put("test-user/slow", tiny_files)
+    hub.fail("GET", r"^/test-user/slow/resolve/[0-9a-f]+/model.safetensors$", times=10, mode="slow", delay=3)
+    r = run_client(hub, tmp_path, """
+        import json
+        from cyclegan.loading import load_model
+        try:
+            load_model("test-user/slow", timeout_s=1); out = {"ok": True}
+        except ValueError as e:
+            out = {"ok": False, "kind": e.kind, "msg": str(e)}
+        print(json.dumps(out))
+    """)
+    assert not r["ok"] and r["kind"] == "timeout" and "longer than its time limit (1 s)" in r["msg"], r
+
+
+def test_a_dedicated_cache_is_bounded_least_recently_used_first(hub, tiny_files, tmp_path):
+    hub.put("test-user/first", tiny_files)
+    hub.put("test-user/second", tiny_files)
+    hub.put("test-user/third", tiny_files)
+    before = len(hub.state.log)
+    res = run_client(hub, tmp_path, """
+        import json, os, sys
+        from huggingface_hub import scan_cache_dir
+        from cyclegan.loading import load_model
+        cache = os.environ["CACHE"]
+        kept = []
+        limit = int(2.5 * int(os.environ["WEIGHTS_BYTES"]))  # room for two tiny models, not three
+        for spec in ["test-user/first", "test-user/second", "test-user/first", "test-user/third"]:
+            load_model(spec, cache_dir=cache, max_cache_bytes=limit)
+            kept.append(sorted(r.repo_id for r in scan_cache_dir(cache).repos))
+        print(json.dumps({"kept": kept, "size": scan_cache_dir(cache).size_on_disk}))
+    """, env={"CACHE": str(tmp_path / "models-cache"), "WEIGHTS_BYTES": str(len(tiny_files["model.safetensors"]))})
+    # first, second; first used again; third comes in and the least recently used (second) goes
+    assert res["kept"][-1] == ["test-user/first", "test-user/third"], res
+    gets = [p for m, p, _ in hub.state.log[before:] if m == "GET" and p.endswith("model.safetensors")]
+    assert len(gets) == 3, gets  # first was loaded again from the cache

@@ -163,3 +163,40 @@ def test_the_mirror_script_writes_standins(tmp_path):
     r = subprocess.run([sys.executable, str(root / "tests" / "released_mirror.py"), "--write", str(tmp_path),
                         "cat2dog"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "not released names: cat2dog" in r.stderr
+
+
+class _Liar:
+    """A server that announces 100,000 bytes, sends 1,000 and closes the connection."""
+
+    def __init__(self):
+        import http.server
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Length", "100000")
+                self.end_headers()
+                self.wfile.write(b"\0" * 1000)
+                self.close_connection = True
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_a_cut_connection_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
+    liar = _Liar()
+    try:
+        monkeypatch.setenv("CYCLEGAN_PRETRAINED_URL", liar.url)
+        with pytest.raises(ReleasedModelError, match=r"horse2zebra.pth: the connection ended after 1000 of 100000 bytes; retry"):
+            released.get("horse2zebra", tmp_path / "cache")
+    finally:
+        liar.stop()
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == []

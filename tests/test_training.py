@@ -1,8 +1,6 @@
 """Training: the step, the schedule, learning, exact resume, NaN handling, torchrun."""
 import copy
 import csv
-import os
-import shutil
 import subprocess
 import sys
 
@@ -13,7 +11,7 @@ from safetensors.torch import load_file
 from conftest import ROOT, run_train
 from cyclegan import CycleGAN
 from cyclegan.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from cyclegan.losses import TERM_NAMES, generator_terms
+from cyclegan.losses import TERM_NAMES, direction_terms, generator_terms, term_weights
 from cyclegan.training import Trainer, lr_factor
 
 sys.path.insert(0, str(ROOT / "bench"))
@@ -98,6 +96,28 @@ def test_one_objective_trainer_reference_step_and_generator_terms_agree(ablation
         with torch.no_grad():
             l1 = (m.G_BA(m.G_AB(a)) - a).abs().mean().item()
         assert direct["cycle_A"].item() == pytest.approx(10.0 * l1, rel=1e-5)
+
+
+def test_one_direction_terms_for_a_viewer_of_one_image():
+    """What explain has for one image and one direction (x, G(x), F(G(x)), F(x), maybe D(G(x))) gives that
+    direction's three terms, weighted by the model's own config."""
+    torch.manual_seed(2)
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    for fields in (dict(), dict(use_cycle_A=False, use_cycle_B=False)):   # full and gan_alone
+        m = CycleGAN(ngf=8, n_blocks=1, lambda_A=10.0, lambda_B=4.0, lambda_identity=0.5, **fields).eval()
+        G, F = m.generators("BtoA")
+        with torch.no_grad():
+            rec, idt = F(G(x)), F(x)
+            terms = direction_terms(m.config, "BtoA", x, rec=rec, idt=idt)  # no discriminators: no gan_BA
+        w = term_weights(m.config)
+        assert list(terms) == ["cycle_B", "idt_B"]
+        assert w["cycle_B"] == (4.0 if not fields else 0.0) and w["idt_B"] == 2.0
+        assert terms["cycle_B"].item() == pytest.approx(w["cycle_B"] * (rec - x).abs().mean().item(), rel=1e-6)
+        assert terms["idt_B"].item() == pytest.approx(2.0 * (idt - x).abs().mean().item(), rel=1e-6)
+        if fields:
+            assert terms["cycle_B"].item() == 0.0  # gan_alone was never trained with a cycle term
+    with pytest.raises(ValueError, match="direction"):
+        direction_terms(m.config, "sideways", x)
 
 
 def test_learning_rate_schedule_is_constant_then_linear_to_zero():

@@ -191,6 +191,19 @@ def test_colliding_inputs_get_distinct_outputs(resnet_dir, tmp_path, capsys):
     assert Image.open(tmp_path / "out" / "cat_jpg.png").tobytes() != Image.open(tmp_path / "out" / "cat_png.png").tobytes()
 
 
+def test_same_names_from_two_folders_and_case_only_differences_are_numbered(resnet_dir, tmp_path, capsys):
+    for folder, name, seed in (("a", "cat.png", 1), ("b", "cat.png", 2), ("a", "Dog.png", 3), ("a", "dog.png", 4)):
+        (tmp_path / folder).mkdir(exist_ok=True)
+        rand_image(40, 30, seed=seed).save(tmp_path / folder / name)
+    files = [str(tmp_path / p) for p in ("a/cat.png", "b/cat.png", "a/Dog.png", "a/dog.png")]
+    rc = translate_main(["--model", str(resnet_dir), *files, "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc == 0 and "note: 4 input(s) share an output name" in err
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == ["Dog_png-3.png", "cat_png-1.png", "cat_png-2.png", "dog_png-4.png"]
+    assert len({(tmp_path / "out" / n).read_bytes() for n in names}) == 4
+
+
 def test_panel_suffixes_cannot_collide_with_another_input(resnet_dir, tmp_path):
     src = tmp_path / "in"
     src.mkdir()
@@ -272,6 +285,16 @@ def test_no_model_named_is_one_line(tmp_path, capsys, monkeypatch):
     rand_image(40, 30).save(tmp_path / "cat.jpg")
     assert translate_main([str(tmp_path / "cat.jpg"), "--out", str(tmp_path / "o")]) == 2
     assert "--model" in capsys.readouterr().err
+
+
+def test_heatmaps_without_discriminators_say_what_is_left_out(resnet_dir, tmp_path, capsys):
+    CycleGAN.from_pretrained(resnet_dir).without_discriminators().save_pretrained(tmp_path / "light")
+    rand_image(40, 30).save(tmp_path / "cat.jpg")
+    rc = translate_main(["--model", str(tmp_path / "light"), str(tmp_path / "cat.jpg"), "--out", str(tmp_path / "o"),
+                         "--heatmaps"])
+    assert rc == 0 and "no realness maps" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["cat.png", "cat_cycle_error.png",
+                                                                  "cat_identity_error.png"]
 
 
 def test_option_and_output_mistakes_are_one_line(resnet_dir, tmp_path, capsys):
