@@ -276,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--from-line", type=int, default=0, help="skip the blocks above this README line (not the install)")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (its path is printed)")
     p.add_argument("--keep-going", action="store_true", help="run the later blocks after a failure too")
+    p.add_argument("--free-ports", action="store_true",
+                   help="use free ports in place of 7860 and 8765 even when they look free (a shared machine)")
     p.add_argument("--venv", type=Path, default=None,
                    help="use this virtual environment (made if missing, kept afterwards) instead of a fresh one; "
                         "the README's install line still runs in it")
@@ -308,9 +310,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         copy_tree(stage.checkout)
         for port in PORTS:
-            if not port_free(port):
+            if args.free_ports or not port_free(port):
                 stage.ports[port] = free_port()
-                print(f"port {port} is taken on this machine: the blocks use {stage.ports[port]} in its place")
+                print(f"port {port}: the blocks use {stage.ports[port]} in its place")
         if 7860 in stage.ports:
             stage.env["GRADIO_SERVER_PORT"] = str(stage.ports[7860])
         print(f"README stage in {work} (python {sys.version.split()[0]})", flush=True)
