@@ -32,7 +32,7 @@ How to write README blocks (the marking convention):
   exact status and goes on).
 - python blocks run as a script file outside the checkout (`python /tmp/.../block_N.py`) with the checkout copy as
   the working directory: `import cyclegan` must come from the installed package, relative paths from the checkout.
-- If port 7860 (the app) or 8765 (tests/hub_server.py) is taken on this machine, the stage uses a free port in
+- If port 7860 (the app), 8765 (tests/hub_server.py) or 8766 (tests/released_mirror.py) is taken, the stage uses a free port in
   its place throughout the blocks and says so.
 
 tests/test_readme.py checks the marks (known options, a reason for every skip) and this parser, fast, in the
@@ -58,7 +58,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RUN_LANGS = {"bash": "bash", "sh": "bash", "shell": "bash", "python": "python", "py": "python"}
 DEFAULT_TIMEOUT = 600
 APP_URL = "http://127.0.0.1:7860/"
-PORTS = (7860, 8765)  # the app, tests/hub_server.py
+PORTS = (7860, 8765, 8766)  # the app, tests/hub_server.py, tests/released_mirror.py
 MARK = re.compile(r"^\s*<!--\s*ci:\s*(.*?)\s*-->\s*$")
 EXIT_STATUS = re.compile(r"^(?P<cmd>.*?)\s+#\s*exit status (?P<status>\d+)\b.*$")
 
