@@ -59,9 +59,10 @@ FAULT_ENV = "CYCLEGAN_TEST_FAULT"
 # A diverged run: an adversarial term (gan_AB, gan_BA, D_A, D_B: least squares on the discriminators' raw
 # scores, whose targets are 0 and 1) above this. The cycle and identity terms cannot diverge: they are L1
 # distances between images in [-1, 1] (at most 2 x their weight). Healthy runs stay below 10: the largest
-# adversarial term of the default photo2sketch run's first 1360 steps is 2.4, of the tiny test model at 2e-4 and
-# 2e-3 under 10 (tests/test_train_cli.py); `--lr 1e6` reaches 6.6e13 at step 3, `--lr 1` 6.3e3 by step 5. A loss
-# of 1000 means scores about 30 away from their targets. NaN and inf stop the run in the Trainer.
+# adversarial term in the first 5000 steps of the default photo2sketch model's run is 2.4, the tiny test model's
+# 1.1 at lr 2e-4 and 7.1 at 1e-2 (tests/test_train_cli.py checks < 10 at 2e-4 and 2e-3); `--lr 1` reaches 6.3e3 at
+# step 5, `--lr 1e6` 6.6e13 at step 3. A loss of 1000 means scores about 30 away from their targets. NaN and inf
+# stop the run in the Trainer.
 DIVERGENCE_LIMIT = 1e3
 ADVERSARIAL_TERMS = ("gan_AB", "gan_BA", "D_A", "D_B")
 
@@ -511,7 +512,8 @@ class RunFolder:
         out = model if self.args.export_discriminators else model.without_discriminators()
         model_dir = self.dir / "model"
         out.save_pretrained(model_dir)
-        info = {"commands": self.commands, "step": progress.step, "epoch": progress.epoch, "final_losses": losses,
+        info = {"commands": self.commands, "command": self.commands[-1],  # every command line; the latest
+                "step": progress.step, "epoch": progress.epoch, "final_losses": losses,
                 "data": self.args.data or self.args.hf_dataset, "config": self.config.to_dict(),
                 "args": vars(self.args)}
         (self.dir / "run.json").write_text(json.dumps(info, indent=2))
