@@ -417,7 +417,7 @@ def generate(net: nn.Module, x: torch.Tensor, tile: int = DEFAULT_TILE,
         with the image.
     progress: called as progress(done, total) after every tile of every pass (total: all tiles of all passes).
     max_ram: bytes of intermediate activations kept in RAM; larger ones go to unlinked files in `workdir`
-        (default: the system's temporary folder), which need up to about 2 x 4 x 4 * ngf * H * W / 16 bytes.
+        (default: the system's temporary folder), which need up to about 3 x ngf x H x W bytes.
     Returns a 1x3xHxW float32 CPU tensor equal to net(x) (on the padded image, cropped) within float
     rounding (about 1e-5 with the paper's architecture). Raises TypeError for an unsupported network and
     ValueError for a wrong input shape or tile; OSError if the temporary folder is full.
