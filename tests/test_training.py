@@ -119,6 +119,23 @@ def test_one_direction_terms_for_a_viewer_of_one_image():
         direction_terms(m.config, "sideways", x)
 
 
+def test_trainer_state_carries_the_config_and_refuses_another():
+    model = CycleGAN(ngf=8, n_blocks=1, ndf=8, with_discriminators=True, use_cycle_B=False)
+    state = Trainer(model).state_dict()
+    assert state["config"] == model.config.to_dict()
+    other = Trainer(CycleGAN(ngf=8, n_blocks=1, ndf=8, with_discriminators=True))
+    with pytest.raises(ValueError, match="use_cycle_B False in the checkpoint vs True now"):
+        other.load_state_dict(state)
+    Trainer(CycleGAN(model.config)).load_state_dict(state)  # the same config resumes
+
+
+def test_trainer_refuses_image_sizes_the_networks_cannot_take():
+    t = Trainer(CycleGAN(ngf=8, n_blocks=1, ndf=8, with_discriminators=True))
+    for side in (30, 16):  # not a multiple of 4; below the 70x70 PatchGAN's smallest input (24)
+        with pytest.raises(ValueError, match=r"multiples of 4 and at least 24"):
+            t.train_step(torch.rand(1, 3, side, side), torch.rand(1, 3, side, side))
+
+
 def test_learning_rate_schedule_is_constant_then_linear_to_zero():
     factors = [lr_factor(e, 3, 4) for e in range(7)]
     assert factors[:3] == [1.0, 1.0, 1.0]
