@@ -12,10 +12,10 @@ rejects pushed binary files over about 1 MB that are not in LFS/Xet, in the whol
 --publish-models first publishes each model folder under models/ (the embedded default and the ablation models)
 as a model repo USER/cyclegan-NAME, and lists those repo ids under `models:` in the UPLOADED README's front
 matter (the local README is never edited). --model-box sets the Space variable CYCLEGAN_MODEL_BOX, which the app
-reads: `off` (no model box), `allowlist` (only the embedded and released models, plus CYCLEGAN_MODEL_ALLOW),
-`open` (any local folder or Hub repo id). The token is huggingface_hub's (`hf auth login`, or HF_TOKEN);
-HF_ENDPOINT points it at another Hub. A failed upload changes nothing locally and prints the command that
-retries it (exit status 4).
+reads: `off` (the startup model only), `allowlist` (the picker's models: embedded, ablation and released, plus
+CYCLEGAN_MODEL_ALLOW), `open` (also any local folder or Hub repo id). The token is huggingface_hub's
+(`hf auth login`, or HF_TOKEN); HF_ENDPOINT points it at another Hub. A failed upload changes nothing locally
+and prints the command that retries it (exit status 4).
 """
 from __future__ import annotations
 
@@ -157,7 +157,7 @@ def deploy(space_id: str, *, root: str | Path = ROOT, private: bool = False, tok
     def set_model_box(api, repo_id):
         if model_box is not None:
             api.add_space_variable(repo_id, MODEL_BOX_VARIABLE, model_box,
-                                   description="the app's model box: off | allowlist | open (cyclegan.space)")
+                                   description="the app's model box: off | allowlist | open (cyclegan.space deploy)")
 
     url, _ = commit_files(space_id, files, retry=retry, intact="Nothing in your working tree was changed.",
                           repo_type="space", space_sdk="gradio", private=private, token=token,
@@ -177,8 +177,9 @@ def main(argv=None) -> int:
     d.add_argument("space_id", metavar="USER/SPACE")
     d.add_argument("--private", action="store_true", help="create the Space as private (if it does not exist)")
     d.add_argument("--model-box", choices=MODEL_BOX_MODES, default=None,
-                   help=f"set the Space variable {MODEL_BOX_VARIABLE}: off (no model box), allowlist (embedded and "
-                        "released models only), open (any folder or Hub repo id); default: leave it as it is")
+                   help=f"set the Space variable {MODEL_BOX_VARIABLE}: off (the startup model only), allowlist (the "
+                        "picker's models: embedded, ablation, released), open (also any folder or Hub repo id); "
+                        "default: leave it as it is")
     d.add_argument("--publish-models", action="store_true",
                    help="first publish each model under models/ as USER/cyclegan-NAME and list them under `models:` "
                         "in the uploaded README's front matter")

@@ -219,3 +219,23 @@ def test_card_lists_metrics_and_discriminators_when_known():
     assert "| PSNR cycle A (dB) | 23.46 |" in card and "| AtoB / SSIM | 0.5 |" in card and "included (`D_A`, `D_B`" in card
     assert "cycle B→A→B 5" in card and "identity 0 × the cycle weight (off)" in card and "GAN 1 (off)" in card
     assert "[the CycleGAN app](https://x.y/app)" in card and "winter = model.G_AB(summer)" in card
+
+
+def test_detached_server_listens_before_the_command_returns(tmp_path):
+    import re
+    import signal
+    import urllib.error
+    import urllib.request
+    pid_file = tmp_path / "hub.pid"
+    r = subprocess.run([sys.executable, str(ROOT / "tests" / "hub_server.py"), "--port", "0", "--detach",
+                        "--pid-file", str(pid_file)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    pid = int(pid_file.read_text())
+    try:
+        assert f"pid {pid}; stop it with: kill {pid}" in r.stdout
+        url = re.search(r"http://127\.0\.0\.1:\d+", r.stdout).group(0)
+        with pytest.raises(urllib.error.HTTPError) as e:  # answered at once (no token: 401), no waiting loop
+            urllib.request.urlopen(f"{url}/api/whoami-v2", timeout=10)
+        assert e.value.code == 401
+    finally:
+        os.kill(pid, signal.SIGTERM)
