@@ -34,14 +34,20 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+if __name__ == "__main__":  # before torch is imported: Ctrl-C at any point ends with one line
+    from .cli import quiet_interrupts
+    quiet_interrupts("python -m cyclegan.translate")
+
 import torch
 from PIL import Image
 from tqdm import tqdm
 
+from .cli import INTERRUPTED, sentence
 from .explain import DEFAULT_MAX_SIDE, explain_steps
 from .images import DEFAULT_MAX_PIXELS, ImageError, ImageTooLarge, list_images
 from .loading import load_model
 from .render import heatmap
+from .tiled import DEFAULT_TILE, MIN_TILE, TILED_ABOVE_MP, explain_large
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_NOTHING_DONE = 0, 1, 2
 
@@ -156,6 +162,32 @@ def write_png(image, target: Path) -> None:
         raise
 
 
+class OutputError(OSError):
+    """An output file that could not be written (a full disk, a read-only folder); not the input's fault."""
+
+    def __init__(self, target: Path, cause: OSError):
+        super().__init__(cause.errno, f"could not write {target} ({cause.strerror or cause}): check that --out is "
+                                      f"writable and has free space")
+
+
+def out_folder_problem(out: str) -> str | None:
+    """Why the folder `out` cannot receive outputs (empty, a file, under a file, not writable), checked before
+    the model loads; None when it can (missing folders are created when the first output is written)."""
+    if not out.strip():
+        return "--out is empty: name an output folder (it is created if missing)"
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        return f"--out {out} is a file, not a folder: name a folder (it is created if missing)"
+    parent = path
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"--out {out}: {parent} is a file, so the folder cannot be created there"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"--out {out}: cannot write in {parent} (no permission, or a read-only file system)"
+    return None
+
+
 def is_out_of_memory(e: BaseException) -> bool:
     """MemoryError, torch.OutOfMemoryError (CUDA, MPS) or the CPU allocator's RuntimeError."""
     if isinstance(e, (MemoryError, torch.OutOfMemoryError)):
@@ -167,6 +199,8 @@ def is_out_of_memory(e: BaseException) -> bool:
 
 def failure_message(e: BaseException, path: Path, max_side: int, device: str) -> str:
     """One line for a failed input: its file name, what went wrong and, where there is one, what to try."""
+    if isinstance(e, OutputError):
+        return f"{path}: {e.strerror}"
     if isinstance(e, ImageError):
         msg = str(e) if str(path) in str(e) else f"{path}: {e}"
         return msg + (": raise --max-pixels to allow it" if isinstance(e, ImageTooLarge) else "")
@@ -208,23 +242,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                          f"{DEFAULT_MAX_PIXELS:,})")
     ap.add_argument("--reconstructions", action="store_true", help="also write F(G(x)) and F(x)")
     ap.add_argument("--heatmaps", action="store_true", help="also write the cycle/identity error and realness maps")
+    ap.add_argument("--tile", type=int, default=None,
+                    help=f"tile side in pixels for tiled inference, which gives the whole-image result in bounded "
+                         f"memory (default: tiles of {DEFAULT_TILE} for images over {TILED_ABOVE_MP:g} megapixels "
+                         f"after --max-side; 0: never tile)")
     ap.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads on the CPU (0: torch's default)")
     args = ap.parse_args(argv)
     if args.max_side < 0:
-        ap.error("--max-side must be 0 (keep the size) or a positive number of pixels")
+        ap.error("--max-side must be 0 (keep the size) or a positive number of pixels.")
     if args.max_pixels < 1:
-        ap.error("--max-pixels must be a positive number of pixels")
+        ap.error("--max-pixels must be a positive number of pixels.")
+    if args.tile is not None and 0 < args.tile < MIN_TILE:
+        ap.error(f"--tile must be 0 (never tile) or at least {MIN_TILE} pixels.")
     if args.threads < 0:
-        ap.error("--threads must be 0 (torch's default) or positive")
+        ap.error("--threads must be 0 (torch's default) or positive.")
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         device = torch.device(args.device)
     except (RuntimeError, ValueError):
-        ap.error(f"--device {args.device!r} is not a device name: use cpu, cuda or cuda:N")
+        ap.error(f"--device {args.device!r} is not a device name: use cpu, cuda or cuda:N.")
     if device.type == "cuda" and not torch.cuda.is_available():
-        ap.error(f"--device {args.device}: no CUDA device is available here (use --device cpu)")
+        ap.error(f"--device {args.device}: no CUDA device is available here (use --device cpu).")
     return args
 
 
@@ -234,26 +274,31 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     err = sys.stderr
 
+    def say(message: str) -> None:
+        print(sentence(message), file=err)
+
     if not args.model:
-        print("no model: pass --model (a folder such as models/default, or a Hub repo id) or set CYCLEGAN_MODEL",
-              file=err)
+        say("no model: pass --model (a folder such as models/default, or a Hub repo id) or set CYCLEGAN_MODEL")
+        return EXIT_NOTHING_DONE
+    problem = out_folder_problem(args.out)
+    if problem:
+        say(problem)
         return EXIT_NOTHING_DONE
     try:
         model = load_model(args.model).to(args.device)
     except ValueError as e:  # cyclegan.loading's one-line ModelLoadError
-        print(e, file=err)
+        say(str(e))
         return EXIT_NOTHING_DONE
     except (RuntimeError, OSError) as e:  # e.g. a device that exists in name only
-        print(f"could not put the model on {args.device}: {type(e).__name__}: "
-              f"{(str(e).strip().splitlines() or [''])[0][:300]}", file=err)
+        say(f"could not put the model on {args.device}: {type(e).__name__}: "
+            f"{(str(e).strip().splitlines() or [''])[0][:300]}")
         return EXIT_NOTHING_DONE
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        print(f"--out {out} is a file, not a folder: name a folder (it is created if missing)", file=err)
-        return EXIT_NOTHING_DONE
     items = collect(args.inputs, out)
     if not items:
-        print("no images found in the inputs", file=err)
+        missing = [raw for raw in args.inputs if not os.path.exists(raw)]
+        say("no images found in the inputs" + (f" ({', '.join(missing[:4])}: no such file or folder)"
+                                                 if missing else ""))
         return EXIT_NOTHING_DONE
     suffixes = [""]
     if args.reconstructions:
@@ -263,34 +308,33 @@ def main(argv: list[str] | None = None) -> int:
         if model.discriminator_of_target(args.direction) is not None:
             suffixes.append("_realness")
         else:
-            print("--heatmaps: no realness maps, this model has no discriminators (only the error maps are written)",
-                  file=err)
+            say("--heatmaps: no realness maps, this model has no discriminators (only the error maps are written)")
     try:
         targets = plan(items, out, suffixes, args.overwrite)
     except PlanError as e:
-        print(e, file=err)
+        say(str(e))
         return EXIT_NOTHING_DONE
 
     renamed = [it for it, paths in zip(items, targets) if paths[0].name != f"{it.stem.name}.png"]
     if renamed:
-        print(f"note: {len(renamed)} input(s) share an output name with another input, so their outputs keep the "
-              f"extension (and a number if needed): e.g. {renamed[0].source} -> "
-              f"{targets[items.index(renamed[0])][0].name}", file=err)
+        say(f"note: {len(renamed)} input(s) share an output name with another input, so their outputs keep the "
+            f"extension (and a number if needed): e.g. {renamed[0].source} -> "
+            f"{targets[items.index(renamed[0])][0].name}")
     print(f"{model.direction_label(args.direction)} with {model.source}", file=err)
     failed: list[Path] = []
     written = [0]
     try:
         run(model, items, targets, args, failed, written)
     except KeyboardInterrupt:
-        print(f"interrupted: wrote {written[0]} file(s) to {out} before stopping; the file being written when "
-              f"it stopped was discarded", file=err)
-        return 130
+        say(f"interrupted: wrote {written[0]} file(s) to {out} before stopping; the file being written when it "
+            f"stopped was discarded")
+        return INTERRUPTED
     done = len(items) - len(failed)
     summary = f"wrote {written[0]} file(s) for {done} of {len(items)} input(s) to {out}"
     if failed:
         summary += f"; {len(failed)} failed: " + ", ".join(str(p) for p in failed[:5]) + (
             " ..." if len(failed) > 5 else "")
-    print(summary, file=err)
+    say(summary)
     return EXIT_SOME_FAILED if failed else EXIT_OK
 
 
@@ -302,10 +346,13 @@ def run(model, items: list[Item], targets: list[list[Path]], args: argparse.Name
     full = args.reconstructions or args.heatmaps
     for item, paths in zip(tqdm(items, unit="img", dynamic_ncols=True, file=err), targets):
         try:
-            ex = None
-            for ex in explain_steps(model, item.source, args.direction, max_side=args.max_side or None,
-                                    max_pixels=args.max_pixels, full=full):
-                pass
+            # photos over TILED_ABOVE_MP (or any, with --tile N): tiled inference, same results, bounded memory
+            ex = explain_large(model, item.source, args.direction, max_side=args.max_side or None,
+                               max_pixels=args.max_pixels, tile=args.tile, full=full)
+            if ex is None:
+                for ex in explain_steps(model, item.source, args.direction, max_side=args.max_side or None,
+                                        max_pixels=args.max_pixels, full=full):
+                    pass
             panels = [ex.fake]
             if args.reconstructions:
                 panels += [ex.rec, ex.idt]
@@ -314,13 +361,17 @@ def run(model, items: list[Item], targets: list[list[Path]], args: argparse.Name
                 if ex.realness is not None:
                     panels.append(heatmap(ex, "realness"))
             for image, target in zip(panels, paths):
-                write_png(image, target)
+                try:
+                    write_png(image, target)
+                except OSError as e:
+                    raise OutputError(target, e) from None
                 written[0] += 1
         except Exception as e:  # one input's failure, whatever it is, must not stop the others
             del ex
             if args.device.startswith("cuda"):
                 torch.cuda.empty_cache()
-            tqdm.write(f"failed: {failure_message(e, item.source, args.max_side, args.device)}", file=err)
+            tqdm.write(sentence(f"failed: {failure_message(e, item.source, args.max_side, args.device)}"),
+                       file=err)
             failed.append(item.source)
 
 
