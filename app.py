@@ -242,8 +242,9 @@ class Models:
         try:  # evicted by other sessions' choices: load it again
             return self._loaded[self.load(key)], ""
         except Exception as e:
-            return self._default, (f"Your model ({key}) was unloaded to make room for others and could not be "
-                                   f"loaded again ({one_line(e)}), so this is the default model.")
+            return self._default, sentence(f"Your model ({key}) was unloaded to make room for others and could not "
+                                           f"be loaded again ({one_line(e).rstrip('.')}), so this is the default "
+                                           f"model")
 
     def load(self, spec: str, progress=None) -> str:
         """Loads (or finds) a model; returns its key. Raises ValueError with a one-line message."""
@@ -288,7 +289,7 @@ class Models:
         return Entry(accelerate(model, self.settings), model.source, "custom", folder, model)
 
 
-# -- released reference pairs (cyclegan.released downloads, converts and caches them) -----------------------------------
+# -- released reference pairs (cyclegan.released downloads, converts and caches them) ---------------------------
 def released_pairs() -> list[tuple[str, str]]:
     """(key, "horse <-> zebra") for each released pair of the reference implementation."""
     return released.pairs()
@@ -471,35 +472,31 @@ def training_examples(entry: Entry, default: Entry) -> dict[str, list[str]]:
     return {}
 
 
-def reference_cycle_l1(entry: Entry, direction: str) -> float | None:
-    """The model's mean cycle L1 on its held-out set in this direction (reference.json), if it has one."""
-    folder = entry.folder
-    path = folder / "reference.json" if folder else None
+def reference_cycle_l1(entry: Entry, direction: str) -> tuple[float, float] | None:
+    """(mean, max) of the model's cycle L1 on its held-out images in this direction, from the model folder's
+    reference.json (`python -m cyclegan.evaluate --save-reference` writes it), or None."""
+    path = entry.folder / "reference.json" if entry.folder else None
     if path is None or not path.is_file():
         return None
     try:
-        ref = json.loads(path.read_text())
-    except (OSError, ValueError):
+        ref = json.loads(path.read_text())[direction]
+        return float(ref["mean"]), float(ref.get("max", ref["mean"]))
+    except (OSError, ValueError, KeyError, TypeError):
         return None
-    for key in (f"cycle_l1_{direction}", direction, "cycle_l1"):
-        value = ref.get(key)
-        if isinstance(value, dict):
-            value = value.get("cycle_l1", value.get("mean"))
-        if isinstance(value, (int, float)):
-            return float(value)
-    return None
 
 
-FAR_ABOVE = 2.0   # the note appears when an image's cycle error is this many times the held-out reference
+FAR_ABOVE = 2.0   # the note appears above this many times the held-out mean (and above the held-out maximum)
 
 
 def unfamiliar_note(entry: Entry, ex) -> str:
+    """One line when this image's cycle error is far above what the model reaches on its held-out images."""
     ref = reference_cycle_l1(entry, ex.direction)
     value = ex.numbers.get("cycle_l1_without_noise", ex.numbers.get("cycle_l1"))
-    if ref is None or value is None or value <= FAR_ABOVE * ref:
+    if ref is None or value is None or value <= max(FAR_ABOVE * ref[0], ref[1]):
         return ""
-    return sentence(f"⚠️ This image's cycle error ({value:.3f}) is {value / ref:.1f}× what the model reaches on its "
-                    f"held-out images ({ref:.3f}): it is unlike what the model was trained on, so expect poor results")
+    return sentence(f"⚠️ This image's cycle error ({value:.3f}) is {value / ref[0]:.1f}× the model's mean on its "
+                    f"held-out images ({ref[0]:.3f}): it is unlike what the model was trained on, so expect poor "
+                    f"results")
 
 
 # -- examples ----------------------------------------------------------------------------------------------------
@@ -710,11 +707,12 @@ class App:
             if not isinstance(e, ValueError):
                 log.exception("loading %s failed", spec)
             previous, _ = self.entry(model_key)
-            return {c["status"]: sentence(f"⚠️ {one_line(e)}. Still using {previous.origin}"),
+            return {c["status"]: sentence(f"⚠️ {one_line(e).rstrip('.')}. Still using {previous.origin}"),
                     c["picker"]: gr.Dropdown(value=model_key if model_key in self.keys() else None)}
         entry, _ = self.entry(key)
         model = entry.model
-        return {c["key"]: key, c["status"]: sentence(f"Loaded {entry.origin}"), c["card"]: model_card(entry, self.settings),
+        return {c["key"]: key, c["status"]: sentence(f"Loaded {entry.origin}"),
+                c["card"]: model_card(entry, self.settings),
                 c["direction"]: self.direction_radio(model), c["state"]: None,
                 c["picker"]: gr.Dropdown(value=key if key in self.keys() else None),
                 **self.labelled(model, "AtoB", {}), **self.strip_updates(entry), **self.example_updates(model)}
@@ -732,7 +730,7 @@ class App:
 
     def strip_updates(self, entry: Entry) -> dict:
         strips = training_examples(entry, self.models.get(DEFAULT_KEY)[0])
-        items = [(p, f"trained on: {d}") for d, paths in strips.items() for p in paths]
+        items = [(p, d) for d, paths in strips.items() for p in paths]
         label = ("What the model was trained on: " + ", ".join(f"{len(v)} of its {d} images" for d, v in
                                                                  strips.items())) if items else \
             "This model ships no training examples"
@@ -875,7 +873,7 @@ class App:
                         c["spec"] = gr.Textbox(label="or any model: a local folder or a Hub repo id (user/name"
                                                      "[@revision])", scale=4, elem_id="model-spec")
                         c["load"] = gr.Button("Load", scale=1, elem_id="load-model")
-                    c["full"] = gr.Button("Full-resolution G(x) and F(G(x)) (PNG, the upload's size)",
+                    c["full"] = gr.Button("Full resolution: translation and reconstruction as PNG at the upload's size",
                                           elem_id="full-resolution")
                     c["full_status"] = gr.Markdown("", elem_id="full-status")
                     c["full_files"] = gr.File(label="full-resolution downloads", file_count="multiple",
@@ -883,7 +881,7 @@ class App:
                     c["sidebar"] = gr.Markdown(sidebar(model, "AtoB"), elem_id="sidebar")
             thumbs = dict(columns=8, height=150, allow_preview=False, object_fit="cover", buttons=[])
             c["strip"] = gr.Gallery(label="", elem_id="training-strip", **thumbs)
-            c["examples"] = gr.Gallery(label="", elem_id="examples", **thumbs)
+            c["examples"] = gr.Gallery(label="", elem_id="examples", **{**thumbs, "height": 270})
             with gr.Accordion("Why both losses? One image through the paper's ablations", open=False,
                               elem_id="why-both"):
                 gr.Markdown(WHY_BOTH)

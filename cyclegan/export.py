@@ -85,12 +85,12 @@ Image.fromarray(((y.transpose(1, 2, 0) + 1.0) * 127.5).round().clip(0, 255).asty
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m cyclegan.export", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=None, help="a save_pretrained folder or a Hub repo id[@revision] "
-                    "(default: $CYCLEGAN_MODEL, else the embedded default under models/)")
+    ap.add_argument("--model", default=os.environ.get("CYCLEGAN_MODEL", "").strip() or None,
+                    help="a save_pretrained folder (e.g. models/photo2sketch) or a Hub repo id[@revision] "
+                         "(default: $CYCLEGAN_MODEL)")
     ap.add_argument("--out", required=True, help="output folder (created; existing files are never replaced)")
     args = ap.parse_args(argv)
 
-    from .explain import default_model_path
     from .loading import load_model
     out = Path(args.out)
     targets = [out / f"{name}.onnx" for name in NAMES] + [out / "README.md"]
@@ -99,9 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"refusing to overwrite {', '.join(existing)}: choose another --out or remove them",
               file=sys.stderr)
         return 2
-    spec = args.model or default_model_path()
-    if spec is None:
-        print("no model: pass --model, set CYCLEGAN_MODEL or put a model under models/", file=sys.stderr)
+    spec = args.model
+    if not spec:
+        print("no model: pass --model (a folder such as models/photo2sketch, or a Hub repo id) or set "
+              "CYCLEGAN_MODEL", file=sys.stderr)
         return 2
     try:
         require("onnx", "onnx", "ONNX export")

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .networks import ResnetBlock, ResnetGenerator, UnetBlock, UnetGenerator
+from .networks import PatchDiscriminator, ResnetBlock, ResnetGenerator, UnetBlock, UnetGenerator
 
 DEFAULT_TILE = 512              # tile side in input pixels (deeper layers use proportionally smaller tiles)
 DEFAULT_MAX_RAM = 1 << 30       # bytes of intermediate activations kept in RAM before spilling to disk
@@ -417,7 +417,7 @@ def generate(net: nn.Module, x: torch.Tensor, tile: int = DEFAULT_TILE,
         with the image.
     progress: called as progress(done, total) after every tile of every pass (total: all tiles of all passes).
     max_ram: bytes of intermediate activations kept in RAM; larger ones go to unlinked files in `workdir`
-        (default: the system's temporary folder), which need up to about 2 x 4 x 4 * ngf * H * W / 16 bytes.
+        (default: the system's temporary folder), which need up to about 3 x ngf x H x W bytes.
     Returns a 1x3xHxW float32 CPU tensor equal to net(x) (on the padded image, cropped) within float
     rounding (about 1e-5 with the paper's architecture). Raises TypeError for an unsupported network and
     ValueError for a wrong input shape or tile; OSError if the temporary folder is full.
@@ -426,19 +426,32 @@ def generate(net: nn.Module, x: torch.Tensor, tile: int = DEFAULT_TILE,
     net = getattr(net, "torch_module", net)       # an ONNX Runtime wrapper (cyclegan.backends): its layers
     if x.dim() != 4 or x.shape[0] != 1:
         raise ValueError(f"generate takes one image as a 1xCxHxW tensor, got shape {tuple(x.shape)}")
+    from .explain import pad_canvas      # (here: explain may import this module)
+    h, w = x.shape[-2:]
+    xp = pad_canvas(x.detach().float().cpu(), size_multiple(net), min_side(net))
+    return forward(net, xp, tile, progress, max_ram=max_ram, workdir=workdir)[:, :, :h, :w]
+
+
+def forward(net: nn.Module, x: torch.Tensor, tile: int = DEFAULT_TILE,
+            progress: Callable[[int, int], None] | None = None, *, max_ram: int = DEFAULT_MAX_RAM,
+            workdir: str | None = None) -> torch.Tensor:
+    """`net(x)` tile by tile for an x whose size the network accepts as it is (no padding, no crop): the
+    generators as in `generate`, and `PatchDiscriminator` (its patch scores for the whole image). The other
+    arguments, the results and the errors are those of `generate`."""
+    net = getattr(net, "torch_module", net)
+    if x.dim() != 4 or x.shape[0] != 1:
+        raise ValueError(f"tiled inference takes one image as a 1xCxHxW tensor, got shape {tuple(x.shape)}")
     if tile < MIN_TILE:
         raise ValueError(f"tile must be at least {MIN_TILE} pixels, got {tile}")
-    from .explain import pad_canvas      # (here: explain may import this module)
-    multiple = size_multiple(net)
-    h, w = x.shape[-2:]
-    xp = pad_canvas(x.detach().float().cpu(), multiple, min_side(net))
-    planner = _Planner(xp.shape[2], tile)
-    src = _Leaf(xp.shape[1], xp.shape[2], xp.shape[3], xp)
+    if not isinstance(net, (ResnetGenerator, UnetGenerator, PatchDiscriminator)):
+        raise TypeError(f"tiled inference supports ResnetGenerator, UnetGenerator and PatchDiscriminator, not "
+                        f"{type(net).__name__}")
+    x = x.detach().float().cpu()
+    planner = _Planner(x.shape[2], tile)
+    src = _Leaf(x.shape[1], x.shape[2], x.shape[3], x)
     with torch.inference_mode():
-        result = planner.sequence(src, [net.model] if isinstance(net, UnetGenerator) else net.model)
-        final = planner.store(result)
-        out = _run(planner.passes, final, progress, max_ram, workdir)
-    return out[:, :, :h, :w]
+        final = planner.store(planner.sequence(src, [net.model]))
+        return _run(planner.passes, final, progress, max_ram, workdir)
 
 
 def _run(passes: list[_Pass], final: _Leaf, progress, max_ram: int, workdir: str | None) -> torch.Tensor:
@@ -498,19 +511,21 @@ def _size_after(image, max_side: int | None) -> tuple[int, int] | None:
     return w, h
 
 
-def translate_large(model, image, direction: str = "AtoB", *, max_side: int | None = None,
-                    max_pixels: int | None = None, tile: int | None = None, reconstructions: bool = False,
-                    progress: Callable[[float, float], None] | None = None) -> dict[str, np.ndarray] | None:
-    """G(x), and with `reconstructions` F(G(x)) and F(x), of a whole photo at its size (after `max_side`),
-    by tiled inference; what `python -m cyclegan.translate` writes for large images.
+def explain_large(model, image, direction: str = "AtoB", *, max_side: int | None = None,
+                  max_pixels: int | None = None, tile: int | None = None, full: bool = False,
+                  progress: Callable[[float, float], None] | None = None):
+    """`cyclegan.explain.explain_steps`' panels for a whole photo at its size (after `max_side`), every network
+    run by tiled inference: what `python -m cyclegan.translate` uses for large images.
 
-    model: a CycleGAN; image: a path, bytes or PIL image; direction: "AtoB" or "BtoA".
-    tile: None = automatic (tiled only above TILED_ABOVE_MP megapixels, else returns None and the caller runs
-        the whole-image path), 0 = never (returns None), > 0 = always, with that tile side (>= 16).
-    progress: called as progress(done, total) in generator passes (floats; total 1 or 3).
-    Returns {"": G(x), "_rec": F(G(x)), "_idt": F(x)} (the last two with `reconstructions`) as HxWx3 uint8,
-    or None (see tile). Raises cyclegan.images.ImageError for an unusable image (max_pixels: refuse larger)."""
-    from .explain import prepare
+    model: a CycleGAN; image: a path, bytes, PIL image or array; direction: "AtoB" or "BtoA".
+    tile: None = automatic (tiled only above TILED_ABOVE_MP megapixels; below, returns None and the caller
+        runs the whole-image path), 0 = never (returns None), > 0 = always, with that tile side (>= 16).
+    full: also F(G(x)), F(x), the cycle and identity error maps and, with discriminators, the realness map
+        (the same padding, networks and maps as explain_steps; `numbers` stays empty).
+    progress: called as progress(done, total) counted in network passes (floats).
+    Returns a complete `cyclegan.explain.Explanation` (or None, see tile). Raises cyclegan.images.ImageError
+    for an unusable image (max_pixels: refuse larger; default the app's limit)."""
+    from .explain import Explanation, canvas_rules, load_input, pad_canvas
     from .images import DEFAULT_MAX_PIXELS, pil_to_tensor, tensor_to_uint8
     if tile == 0:
         return None
@@ -518,21 +533,40 @@ def translate_large(model, image, direction: str = "AtoB", *, max_side: int | No
         size = _size_after(image, max_side) if isinstance(image, (str, os.PathLike)) else None
         if size is not None and size[0] * size[1] <= TILED_ABOVE_MP * 1e6:
             return None
-    img, _ = prepare(image, max_side, max_pixels or DEFAULT_MAX_PIXELS)
-    if tile is None and img.size[0] * img.size[1] <= TILED_ABOVE_MP * 1e6:
+    img, original_size = load_input(image, max_side, max_pixels or DEFAULT_MAX_PIXELS)
+    w, h = img.size
+    if tile is None and w * h <= TILED_ABOVE_MP * 1e6:
         return None
+    tile = tile or DEFAULT_TILE
     G, F_ = model.generators(direction)
+    D = model.discriminator_of_target(direction) if full else None
+    total = 1 + 2 * full + (D is not None)
+    ex = Explanation(direction=direction, label=model.direction_label(direction), size=(w, h),
+                     original_size=original_size, stage="complete")
+
+    def run(net, t, k):
+        step = None if progress is None else (lambda done, n: progress(k + done / n, total))
+        return forward(net, t, tile, step)
+
     x = pil_to_tensor(img)
+    ex.real = np.asarray(img)
     del img
-    passes = 3 if reconstructions else 1
-
-    def step(k: int):
-        return None if progress is None else (lambda done, total: progress(k + done / total, passes))
-
-    fake = generate(G, x, tile or DEFAULT_TILE, step(0))
-    out = {"": tensor_to_uint8(fake)}
-    if reconstructions:
-        out["_rec"] = tensor_to_uint8(generate(F_, fake, tile or DEFAULT_TILE, step(1)))
-        del fake
-        out["_idt"] = tensor_to_uint8(generate(F_, x, tile or DEFAULT_TILE, step(2)))
-    return out
+    xp = pad_canvas(x, *canvas_rules(model))
+    yp = run(G, xp, 0)
+    ex.fake = tensor_to_uint8(yp[..., :h, :w])
+    if not full:
+        return ex
+    rec = run(F_, yp, 1)[..., :h, :w]
+    ex.cycle_error = (x - rec).abs().mean(1)[0].numpy()
+    ex.rec = tensor_to_uint8(rec)
+    del rec
+    idt = run(F_, xp, 2)[..., :h, :w]
+    ex.identity_error = (x - idt).abs().mean(1)[0].numpy()
+    ex.idt = tensor_to_uint8(idt)
+    del idt
+    if D is not None:
+        scores = run(D, yp, 3)
+        up = F.interpolate(scores, size=yp.shape[-2:], mode="bilinear", align_corners=False)
+        ex.realness = up[0, 0, :h, :w].numpy()
+        ex.realness_patches = scores[0, 0].numpy()
+    return ex

@@ -47,6 +47,7 @@ from .explain import DEFAULT_MAX_SIDE, explain_steps
 from .images import DEFAULT_MAX_PIXELS, ImageError, ImageTooLarge, list_images
 from .loading import load_model
 from .render import heatmap
+from .tiled import DEFAULT_TILE, MIN_TILE, TILED_ABOVE_MP, explain_large
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_NOTHING_DONE = 0, 1, 2
 
@@ -223,6 +224,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                          f"{DEFAULT_MAX_PIXELS:,})")
     ap.add_argument("--reconstructions", action="store_true", help="also write F(G(x)) and F(x)")
     ap.add_argument("--heatmaps", action="store_true", help="also write the cycle/identity error and realness maps")
+    ap.add_argument("--tile", type=int, default=None,
+                    help=f"tile side in pixels for tiled inference, which gives the whole-image result in bounded "
+                         f"memory (default: tiles of {DEFAULT_TILE} for images over {TILED_ABOVE_MP:g} megapixels "
+                         f"after --max-side; 0: never tile)")
     ap.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads on the CPU (0: torch's default)")
     args = ap.parse_args(argv)
@@ -230,6 +235,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ap.error("--max-side must be 0 (keep the size) or a positive number of pixels.")
     if args.max_pixels < 1:
         ap.error("--max-pixels must be a positive number of pixels.")
+    if args.tile is not None and 0 < args.tile < MIN_TILE:
+        ap.error(f"--tile must be 0 (never tile) or at least {MIN_TILE} pixels.")
     if args.threads < 0:
         ap.error("--threads must be 0 (torch's default) or positive.")
     if args.device == "auto":
@@ -321,10 +328,13 @@ def run(model, items: list[Item], targets: list[list[Path]], args: argparse.Name
     full = args.reconstructions or args.heatmaps
     for item, paths in zip(tqdm(items, unit="img", dynamic_ncols=True, file=err), targets):
         try:
-            ex = None
-            for ex in explain_steps(model, item.source, args.direction, max_side=args.max_side or None,
-                                    max_pixels=args.max_pixels, full=full):
-                pass
+            # photos over TILED_ABOVE_MP (or any, with --tile N): tiled inference, same results, bounded memory
+            ex = explain_large(model, item.source, args.direction, max_side=args.max_side or None,
+                               max_pixels=args.max_pixels, tile=args.tile, full=full)
+            if ex is None:
+                for ex in explain_steps(model, item.source, args.direction, max_side=args.max_side or None,
+                                        max_pixels=args.max_pixels, full=full):
+                    pass
             panels = [ex.fake]
             if args.reconstructions:
                 panels += [ex.rec, ex.idt]

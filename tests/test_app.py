@@ -463,3 +463,26 @@ def test_ablation_models_are_weighted_as_they_were_trained(tmp_path):
         assert c.predict("ablation/full", api_name="/pick_model")[0].startswith("Loaded")
         table = explain(c, write(tmp_path / "g.png", rand_image(48, 40)))[OUT["numbers"]]
         assert "λ_A × cycle = 20 ×" in table
+
+
+def test_what_the_model_has_seen_and_the_note_for_an_unfamiliar_image(tmp_path):
+    # The model folder ships training_examples/<domain>_*.jpg and reference.json (its held-out cycle error).
+    import json
+    from gradio_client import Client
+    model = tiny_model(tmp_path / "model", "photo", "sketch")
+    (model / "training_examples").mkdir()
+    for i, domain in enumerate(["photo", "photo", "sketch"]):
+        rand_image(40, 30, seed=i).save(model / "training_examples" / f"{domain}_{i:02d}_x.jpg")
+    (model / "reference.json").write_text(json.dumps({"AtoB": {"mean": 0.01, "max": 0.02},
+                                                      "BtoA": {"mean": 10.0, "max": 12.0}}))
+    other = tiny_model(tmp_path / "other", "cat", "dog", seed=1)
+    with served(model, tmp_path) as (url, _):
+        c = Client(url, verbose=False)
+        path = write(tmp_path / "u.png", rand_image(40, 30, seed=9))
+        note = explain(c, path, "AtoB")[OUT["status"]]          # a random model is far above 0.01
+        assert note.startswith("⚠️ This image's cycle error") and note.endswith(".") and "held-out" in note
+        assert explain(c, path, "BtoA")[OUT["status"]] == ""    # below the reference: no note
+        strip = c.predict(str(model), api_name="/load_model")[4]
+        assert len(strip["value"]) == 3 and "2 of its photo images" in strip["label"], strip
+        strip = c.predict(str(other), api_name="/load_model")[4]
+        assert not strip["value"] and "ships no training examples" in strip["label"], strip

@@ -204,6 +204,8 @@ def test_full_resolution_download_and_released_pair_from_the_mirror(app):
                                    timeout=120_000)
             assert downloads(mirror) == {"/horse2zebra.pth": 1, "/zebra2horse.pth": 1}, mirror.requests
             assert "horse → zebra" in page.locator("#direction").inner_text()
+            assert page.locator("#examples img").count() == 0                    # no examples suit this pair
+            assert "No example images for horse ↔ zebra" in page.locator("#examples").inner_text()
             upload.set_input_files(str(photo(tmp / "horse.png")))
             for panel in PANELS + ["cycle-heat", "identity-heat"]:
                 wait_image(page, f"#{panel}")

@@ -114,3 +114,28 @@ def test_an_image_too_large_for_memory_untiled_goes_through_tiled(tmp_path):
     assert "untiled: out of memory" in out.stdout, out.stdout
     assert "tiled: (1, 3, 1536, 1536)" in out.stdout, out.stdout
     assert list(tmp_path.iterdir()) == []              # the temporary activations are gone
+
+
+def test_explain_large_gives_the_app_s_panels_at_full_size(tmp_path):
+    """The command line's path for large photos: every panel and map equals explain's whole-image one."""
+    import numpy as np
+    from PIL import Image
+    from cyclegan.explain import explain
+    from cyclegan.model import CycleGAN
+    from cyclegan.tiled import explain_large
+    torch.manual_seed(0)
+    model = CycleGAN(ngf=8, n_blocks=2, ndf=8, with_discriminators=True).eval()
+    rgb = (np.random.default_rng(0).random((90, 141, 3)) * 255).astype(np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "p.png")
+    assert explain_large(model, tmp_path / "p.png") is None           # small: the whole-image path
+    assert explain_large(model, tmp_path / "p.png", tile=0) is None
+    calls = []
+    big = explain_large(model, tmp_path / "p.png", "BtoA", tile=32, full=True,
+                        progress=lambda done, total: calls.append((done, total)))
+    ref = explain(model, tmp_path / "p.png", "BtoA", max_side=None)
+    assert big.size == ref.size == (141, 90)
+    for name in ("real", "fake", "rec", "idt"):
+        assert np.abs(getattr(big, name).astype(int) - getattr(ref, name)).max() <= 1, name
+    for name in ("cycle_error", "identity_error", "realness", "realness_patches"):
+        assert np.abs(getattr(big, name) - getattr(ref, name)).max() < 1e-4, name
+    assert calls[-1] == (4.0, 4)
