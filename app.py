@@ -24,9 +24,9 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 import torch
-from PIL import Image
 
 from cyclegan import released, render
+from cyclegan.backends import accelerate as accelerate_generators
 from cyclegan.explain import explain, explain_steps
 from cyclegan.images import DEFAULT_MAX_PIXELS, ImageError, list_images, load_rgb, pil_to_tensor, tensor_to_uint8, \
     write_png_once
@@ -79,7 +79,7 @@ class Settings:
     model_box: str = "open"         # CYCLEGAN_MODEL_BOX: off | allowlist | open
     model_allow: tuple = ()         # CYCLEGAN_MODEL_ALLOW: extra repo ids / folders for the allow list (commas)
     keep_models: int = 3            # CYCLEGAN_KEEP_MODELS: models loaded from the box kept in memory
-    backend: str = "torch"          # CYCLEGAN_BACKEND: torch | onnxruntime
+    backend: str = ""               # CYCLEGAN_BACKEND: auto | torch | onnxruntime ("" = cyclegan.backends' default)
     released_cache: Path = Path.home() / ".cache" / "cyclegan" / "released"   # CYCLEGAN_RELEASED_CACHE
 
     ENV = {"model": "CYCLEGAN_MODEL", "models_dir": "CYCLEGAN_MODELS_DIR", "examples": "CYCLEGAN_EXAMPLES",
@@ -110,8 +110,8 @@ class Settings:
         s = cls(**{**values, **overrides})
         if s.model_box not in BOX_MODES:
             raise ValueError(f"CYCLEGAN_MODEL_BOX={s.model_box!r}: use one of {', '.join(BOX_MODES)}")
-        if s.backend not in ("torch", "onnxruntime"):
-            raise ValueError(f"CYCLEGAN_BACKEND={s.backend!r}: use torch or onnxruntime")
+        if s.backend not in ("", "auto", "torch", "onnxruntime"):
+            raise ValueError(f"CYCLEGAN_BACKEND={s.backend!r}: use auto, torch or onnxruntime")
         for name in ("max_side", "large_model_side", "max_pixels", "concurrency", "long_concurrency", "queue_size",
                      "cache_ttl_s", "keep_models"):
             if getattr(s, name) < 1:
@@ -134,18 +134,19 @@ def random_model() -> CycleGAN:
 
 
 def accelerate(model: CycleGAN, settings: Settings) -> CycleGAN:
-    """CYCLEGAN_BACKEND=onnxruntime: generators run by ONNX Runtime; a failure keeps PyTorch and says so."""
-    if settings.backend != "onnxruntime" or torch.cuda.is_available():
-        return model
+    """The model with its generators on the fastest CPU engine (cyclegan.backends: ONNX Runtime when installed,
+    else PyTorch; CYCLEGAN_BACKEND chooses). A failure keeps PyTorch and says so in model.source."""
+    return accelerate_generators(model, ROOT / ".gradio" / "onnx", settings.torch_threads,
+                                 backend=settings.backend or None)
+
+
+def on_gpu(fn):
+    """`spaces.GPU(fn)` on Hugging Face ZeroGPU hardware (the `spaces` package importable), else fn itself."""
     try:
-        try:
-            from cyclegan.backends import accelerate as acc
-        except ImportError:
-            from cyclegan.explain import with_onnxruntime as acc
-        return acc(model, ROOT / ".gradio" / "onnx", settings.torch_threads)
-    except Exception as e:
-        model.source = f"{model.source} (ONNX Runtime unavailable, running PyTorch: {type(e).__name__})"
-        return model
+        import spaces
+        return spaces.GPU(fn)
+    except Exception:  # not installed, or not usable here
+        return fn
 
 
 def generator_params(model: CycleGAN) -> int:
@@ -153,12 +154,25 @@ def generator_params(model: CycleGAN) -> int:
 
 
 # -- models --------------------------------------------------------------------------------------------------------
+def default_model_folder(models: Path = ROOT / "models") -> Path | None:
+    """The embedded default model: models/default, else the first models/*/config.json (sorted), else None."""
+    if (models / "default" / "config.json").is_file():
+        return models / "default"
+    for config in sorted(models.glob("*/config.json")) if models.is_dir() else []:
+        return config.parent
+    return None
+
+
 @dataclass
 class Entry:
     model: CycleGAN
     origin: str                     # where it came from, in words
     kind: str                       # "embedded", "ablation", "released", "custom", "random"
     folder: Path | None = None      # a local folder (training examples, reference figures)
+    torch_model: CycleGAN | None = None   # the PyTorch model when `model` runs in ONNX Runtime (tiled needs layers)
+
+    def __post_init__(self):
+        self.torch_model = self.torch_model or self.model
 
 
 class Models:
@@ -173,14 +187,8 @@ class Models:
         self._loaded: OrderedDict[str, Entry] = OrderedDict()
         self._default = self._load_default()
 
-    # the startup model
     def default_folder(self) -> Path | None:
-        models = self.settings.models_dir
-        if (models / "default" / "config.json").is_file():
-            return models / "default"
-        for config in sorted(models.glob("*/config.json")) if models.is_dir() else []:
-            return config.parent
-        return None
+        return default_model_folder(self.settings.models_dir)
 
     def _load_default(self) -> Entry:
         spec = self.settings.model
@@ -196,7 +204,7 @@ class Models:
             origin = f"CYCLEGAN_MODEL={spec}"
         else:
             origin = f"embedded default model models/{folder.name}"
-        return Entry(accelerate(model, self.settings), origin, "embedded", folder)
+        return Entry(accelerate(model, self.settings), origin, "embedded", folder, model)
 
     # what the picker offers
     def ablation_folders(self) -> dict[str, Path]:
@@ -234,8 +242,9 @@ class Models:
         try:  # evicted by other sessions' choices: load it again
             return self._loaded[self.load(key)], ""
         except Exception as e:
-            return self._default, (f"Your model ({key}) was unloaded to make room for others and could not be "
-                                   f"loaded again ({one_line(e)}), so this is the default model.")
+            return self._default, sentence(f"Your model ({key}) was unloaded to make room for others and could not "
+                                           f"be loaded again ({one_line(e).rstrip('.')}), so this is the default "
+                                           f"model")
 
     def load(self, spec: str, progress=None) -> str:
         """Loads (or finds) a model; returns its key. Raises ValueError with a one-line message."""
@@ -274,13 +283,13 @@ class Models:
         if spec.startswith("released/"):
             name = spec.split("/", 1)[1]
             model, origin = load_released(name, self.settings.released_cache, progress)
-            return Entry(accelerate(model, self.settings), origin, "released")
+            return Entry(accelerate(model, self.settings), origin, "released", None, model)
         model = load_model(spec)
         folder = Path(spec) if Path(spec).is_dir() else None
-        return Entry(accelerate(model, self.settings), model.source, "custom", folder)
+        return Entry(accelerate(model, self.settings), model.source, "custom", folder, model)
 
 
-# -- released reference pairs (cyclegan.released downloads, converts and caches them) -----------------------------------
+# -- released reference pairs (cyclegan.released downloads, converts and caches them) ---------------------------
 def released_pairs() -> list[tuple[str, str]]:
     """(key, "horse <-> zebra") for each released pair of the reference implementation."""
     return released.pairs()
@@ -352,10 +361,9 @@ Each discriminator has two terms: its scores on real images of its domain should
 INTRO = ("## CycleGAN: the cycle-consistency explorer\nDrop an image, pick a model and a direction, and see what "
          "each term of CycleGAN's loss ([Zhu et al. 2017](https://arxiv.org/abs/1703.10593)) looks at.")
 
-HIDDEN = ("The generators could hide information about x in G(x) as signals too faint to see, which F then "
-          "decodes; noise on G(x) would destroy it and make the cycle error jump. Compare the two cycle L1 figures "
-          "in the numbers below: with the shipped models they stay close, so the reconstruction does not rely on "
-          "hidden signals here.")
+HIDDEN = ("If the generators hid information about x in G(x) as signals too faint to see, for F to decode, noise on "
+          "G(x) would destroy it and the cycle error would jump. The numbers below give the cycle L1 with and "
+          "without the noise: see whether this model's reconstruction depends on such signals.")
 
 WHY_BOTH = ("The same recipe and budget, with part of the objective removed (models/ablation, the paper's Table "
             "4 on photo2sketch). One line under each says what to look for.")
@@ -386,9 +394,11 @@ def display_side(model: CycleGAN, settings: Settings) -> int:
 
 
 def numbers_markdown(ex, model: CycleGAN) -> str:
+    """The numbers table: this direction's three terms weighted as the model was trained (the weights come with
+    explain's numbers; a switched-off term says so instead of a weight)."""
     n = ex.numbers
-    lam = "λ_A" if ex.direction == "AtoB" else "λ_B"
     nm = names(model, ex.direction)
+    lam = "λ_A" if ex.direction == "AtoB" else "λ_B"
     rows = ["| for this image | value | weighted, in the generator objective |", "| --- | --- | --- |"]
     # weights as the model was trained: 0 = a term switched off in its config (e.g. models/ablation/gan_alone)
     if n["cycle_weight"] > 0:
@@ -462,35 +472,31 @@ def training_examples(entry: Entry, default: Entry) -> dict[str, list[str]]:
     return {}
 
 
-def reference_cycle_l1(entry: Entry, direction: str) -> float | None:
-    """The model's mean cycle L1 on its held-out set in this direction (reference.json), if it has one."""
-    folder = entry.folder
-    path = folder / "reference.json" if folder else None
+def reference_cycle_l1(entry: Entry, direction: str) -> tuple[float, float] | None:
+    """(mean, max) of the model's cycle L1 on its held-out images in this direction, from the model folder's
+    reference.json (`python -m cyclegan.evaluate --save-reference` writes it), or None."""
+    path = entry.folder / "reference.json" if entry.folder else None
     if path is None or not path.is_file():
         return None
     try:
-        ref = json.loads(path.read_text())
-    except (OSError, ValueError):
+        ref = json.loads(path.read_text())[direction]
+        return float(ref["mean"]), float(ref.get("max", ref["mean"]))
+    except (OSError, ValueError, KeyError, TypeError):
         return None
-    for key in (f"cycle_l1_{direction}", direction, "cycle_l1"):
-        value = ref.get(key)
-        if isinstance(value, dict):
-            value = value.get("cycle_l1", value.get("mean"))
-        if isinstance(value, (int, float)):
-            return float(value)
-    return None
 
 
-FAR_ABOVE = 2.0   # the note appears when an image's cycle error is this many times the held-out reference
+FAR_ABOVE = 2.0   # the note appears above this many times the held-out mean (and above the held-out maximum)
 
 
 def unfamiliar_note(entry: Entry, ex) -> str:
+    """One line when this image's cycle error is far above what the model reaches on its held-out images."""
     ref = reference_cycle_l1(entry, ex.direction)
     value = ex.numbers.get("cycle_l1_without_noise", ex.numbers.get("cycle_l1"))
-    if ref is None or value is None or value <= FAR_ABOVE * ref:
+    if ref is None or value is None or value <= max(FAR_ABOVE * ref[0], ref[1]):
         return ""
-    return sentence(f"⚠️ This image's cycle error ({value:.3f}) is {value / ref:.1f}× what the model reaches on its "
-                    f"held-out images ({ref:.3f}): it is unlike what the model was trained on, so expect poor results")
+    return sentence(f"⚠️ This image's cycle error ({value:.3f}) is {value / ref[0]:.1f}× the model's mean on its "
+                    f"held-out images ({ref[0]:.3f}): it is unlike what the model was trained on, so expect poor "
+                    f"results")
 
 
 # -- examples ----------------------------------------------------------------------------------------------------
@@ -658,6 +664,8 @@ class App:
             yield self.complete(state[1], entry, overlay)
             return
         self.panels.prune()
+        if torch.cuda.is_available():
+            model.to("cuda")
         try:
             steps = explain_steps(model, src, direction, noise=float(noise or 0), max_side=self.side(model),
                                   max_pixels=self.settings.max_pixels)
@@ -699,11 +707,12 @@ class App:
             if not isinstance(e, ValueError):
                 log.exception("loading %s failed", spec)
             previous, _ = self.entry(model_key)
-            return {c["status"]: sentence(f"⚠️ {one_line(e)}. Still using {previous.origin}"),
+            return {c["status"]: sentence(f"⚠️ {one_line(e).rstrip('.')}. Still using {previous.origin}"),
                     c["picker"]: gr.Dropdown(value=model_key if model_key in self.keys() else None)}
         entry, _ = self.entry(key)
         model = entry.model
-        return {c["key"]: key, c["status"]: sentence(f"Loaded {entry.origin}"), c["card"]: model_card(entry, self.settings),
+        return {c["key"]: key, c["status"]: sentence(f"Loaded {entry.origin}"),
+                c["card"]: model_card(entry, self.settings),
                 c["direction"]: self.direction_radio(model), c["state"]: None,
                 c["picker"]: gr.Dropdown(value=key if key in self.keys() else None),
                 **self.labelled(model, "AtoB", {}), **self.strip_updates(entry), **self.example_updates(model)}
@@ -721,7 +730,7 @@ class App:
 
     def strip_updates(self, entry: Entry) -> dict:
         strips = training_examples(entry, self.models.get(DEFAULT_KEY)[0])
-        items = [(p, f"trained on: {d}") for d, paths in strips.items() for p in paths]
+        items = [(p, d) for d, paths in strips.items() for p in paths]
         label = ("What the model was trained on: " + ", ".join(f"{len(v)} of its {d} images" for d, v in
                                                                  strips.items())) if items else \
             "This model ships no training examples"
@@ -765,7 +774,7 @@ class App:
         if src is None:
             raise refusal("Drop, paste or upload an image first")
         entry, _ = self.entry(model_key)
-        model = entry.model
+        model = entry.torch_model                        # tiled inference runs PyTorch's layers
         G, F = model.generators(direction)
         cap = self.settings.long_timeout_s
         start = time.monotonic()
@@ -864,7 +873,7 @@ class App:
                         c["spec"] = gr.Textbox(label="or any model: a local folder or a Hub repo id (user/name"
                                                      "[@revision])", scale=4, elem_id="model-spec")
                         c["load"] = gr.Button("Load", scale=1, elem_id="load-model")
-                    c["full"] = gr.Button("Full-resolution G(x) and F(G(x)) (PNG, the upload's size)",
+                    c["full"] = gr.Button("Full resolution: translation and reconstruction as PNG at the upload's size",
                                           elem_id="full-resolution")
                     c["full_status"] = gr.Markdown("", elem_id="full-status")
                     c["full_files"] = gr.File(label="full-resolution downloads", file_count="multiple",
@@ -872,7 +881,7 @@ class App:
                     c["sidebar"] = gr.Markdown(sidebar(model, "AtoB"), elem_id="sidebar")
             thumbs = dict(columns=8, height=150, allow_preview=False, object_fit="cover", buttons=[])
             c["strip"] = gr.Gallery(label="", elem_id="training-strip", **thumbs)
-            c["examples"] = gr.Gallery(label="", elem_id="examples", **thumbs)
+            c["examples"] = gr.Gallery(label="", elem_id="examples", **{**thumbs, "height": 270})
             with gr.Accordion("Why both losses? One image through the paper's ablations", open=False,
                               elem_id="why-both"):
                 gr.Markdown(WHY_BOTH)
@@ -898,7 +907,7 @@ class App:
                                               "error_bar", "realness_bar", "numbers", "numbers_json", "slider",
                                               "status", "state", "sidebar")]
             explain_inputs = [c[k] for k in ("image", "direction", "noise", "overlay", "key", "state")]
-            ev = dict(fn=self.run_explain, inputs=explain_inputs, outputs=explain_outputs, preprocess=False,
+            ev = dict(fn=on_gpu(self.run_explain), inputs=explain_inputs, outputs=explain_outputs, preprocess=False,
                       trigger_mode="always_last", concurrency_id="short", concurrency_limit=s.concurrency)
             gr.on([c["image"].upload, c["direction"].input, c["noise"].release, c["overlay"].input],
                   api_name="explain", **ev)

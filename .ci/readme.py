@@ -32,7 +32,7 @@ How to write README blocks (the marking convention):
   exact status and goes on).
 - python blocks run as a script file outside the checkout (`python /tmp/.../block_N.py`) with the checkout copy as
   the working directory: `import cyclegan` must come from the installed package, relative paths from the checkout.
-- If port 7860 (the app) or 8765 (tests/hub_server.py) is taken on this machine, the stage uses a free port in
+- If port 7860 (the app), 8765 (tests/hub_server.py) or 8766 (tests/released_mirror.py) is taken, the stage uses a free port in
   its place throughout the blocks and says so.
 
 tests/test_readme.py checks the marks (known options, a reason for every skip) and this parser, fast, in the
@@ -58,7 +58,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RUN_LANGS = {"bash": "bash", "sh": "bash", "shell": "bash", "python": "python", "py": "python"}
 DEFAULT_TIMEOUT = 600
 APP_URL = "http://127.0.0.1:7860/"
-PORTS = (7860, 8765)  # the app, tests/hub_server.py
+PORTS = (7860, 8765, 8766)  # the app, tests/hub_server.py, tests/released_mirror.py
 MARK = re.compile(r"^\s*<!--\s*ci:\s*(.*?)\s*-->\s*$")
 EXIT_STATUS = re.compile(r"^(?P<cmd>.*?)\s+#\s*exit status (?P<status>\d+)\b.*$")
 
@@ -276,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--from-line", type=int, default=0, help="skip the blocks above this README line (not the install)")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (its path is printed)")
     p.add_argument("--keep-going", action="store_true", help="run the later blocks after a failure too")
+    p.add_argument("--free-ports", action="store_true",
+                   help="use free ports in place of 7860 and 8765 even when they look free (a shared machine)")
     p.add_argument("--venv", type=Path, default=None,
                    help="use this virtual environment (made if missing, kept afterwards) instead of a fresh one; "
                         "the README's install line still runs in it")
@@ -308,9 +310,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         copy_tree(stage.checkout)
         for port in PORTS:
-            if not port_free(port):
+            if args.free_ports or not port_free(port):
                 stage.ports[port] = free_port()
-                print(f"port {port} is taken on this machine: the blocks use {stage.ports[port]} in its place")
+                print(f"port {port}: the blocks use {stage.ports[port]} in its place")
         if 7860 in stage.ports:
             stage.env["GRADIO_SERVER_PORT"] = str(stage.ports[7860])
         print(f"README stage in {work} (python {sys.version.split()[0]})", flush=True)
@@ -353,13 +355,11 @@ def main(argv: list[str] | None = None) -> int:
         stage.stop()
     print()
     for label, verdict, seconds in results:
-        print(f"{verdict:>10.10s}  {seconds:6.1f} s  {label}" if verdict in ("ok",) or verdict.startswith("FAILED")
-              else f"{'skipped':>10s}  {seconds:6.1f} s  {label}  [{verdict[9:-1]}]")
+        word, _, why = verdict.partition(" (")
+        print(f"{word:>8s} {seconds:7.1f} s  {label}" + (f"  [{why[:-1]}]" if why else ""))
     print(f"README stage: {time.monotonic() - t_start:.0f} s")
     for label, log in failures:
         print(f"\nREADME stage FAILED at {label}; its output (last lines):\n{tail(log)}", file=sys.stderr)
-    if failures and (work / "app.log").exists() and all(log.name != "app.log" for _, log in failures):
-        print(f"\nthe app's output (last lines):\n{tail(work / 'app.log', 15)}", file=sys.stderr)
     if args.keep:
         print(f"kept: {work}")
     elif failures:  # keep the logs and scripts, not the (large) environment

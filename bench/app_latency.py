@@ -11,7 +11,8 @@ generator passes (G(x), F(G(x)), F(x)) on the same size and the app's computatio
 (`cyclegan.explain.explain_steps`, no HTTP, no PNG): the first image is compared with one pass, the whole
 panel with the three (interleaving keeps all three under the same machine load). The app's peak resident memory
 (VmHWM) is read at the end. "reference" is the paper's architecture (ngf 64, 9 blocks, with discriminators) with
-random weights; "default" is what the app loads by default (models/default).
+random weights; "default" is what the app loads by default (app.default_model_folder()). The app runs with
+CYCLEGAN_MAX_SIDE and CYCLEGAN_LARGE_MODEL_SIDE set to the size, and PyTorch unless CYCLEGAN_BACKEND says otherwise.
 """
 from __future__ import annotations
 
@@ -34,10 +35,11 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from app import default_model_folder, random_model  # noqa: E402
 from cyclegan import CycleGAN  # noqa: E402
 from cyclegan.explain import canvas_rules, explain_steps, pad_canvas  # noqa: E402
-from cyclegan.loading import load_model  # noqa: E402
 from cyclegan.images import tensor_to_uint8  # noqa: E402
+from cyclegan.loading import load_model  # noqa: E402
 
 
 def pct(values: list[float], q: float) -> float:
@@ -51,6 +53,7 @@ def start_app(model_dir: str, size: int, threads: int, log: Path) -> tuple[subpr
         port = s.getsockname()[1]
     env = {**os.environ, "CYCLEGAN_MODEL": model_dir, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1",
            "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "CYCLEGAN_MAX_SIDE": str(size),
+           "CYCLEGAN_LARGE_MODEL_SIDE": str(size), "CYCLEGAN_BACKEND": os.environ.get("CYCLEGAN_BACKEND", "torch"),
            "CYCLEGAN_THREADS": str(threads), "CUDA_VISIBLE_DEVICES": ""}
     proc = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=log.parent, env=env,
                             stdout=open(log, "w"), stderr=subprocess.STDOUT)
@@ -139,6 +142,7 @@ def bench_app(label: str, model_dir: str, size: int, n: int, threads: int, tmp: 
             print(f"  {label} {size}px request {i + 1}/{n}: app first {first:.2f}s, in-process first "
                   f"{ip_first:.2f}s (1 pass {one:.2f}s); app panel {total:.2f}s, in-process panel {ip_total:.2f}s "
                   f"(3 passes {three:.2f}s)", file=sys.stderr)
+        compare = time_compare(client, size, n, tmp) if label == "default" else None
         peak = peak_rss_mb(proc.pid)
     finally:
         proc.terminate()
@@ -151,7 +155,31 @@ def bench_app(label: str, model_dir: str, size: int, n: int, threads: int, tmp: 
                 first_ratio=med(first) / med(one), panel_ratio=med(total) / med(three),
                 inproc_first_median=med(ip_first), inproc_panel_median=med(ip_total),
                 inproc_first_ratio=med(ip_first) / med(one), inproc_panel_ratio=med(ip_total) / med(three),
-                peak_rss_mb=peak)
+                peak_rss_mb=peak, compare=compare)
+
+
+def time_compare(client, size: int, n: int, tmp: Path) -> dict | None:
+    """'Why both losses?' (/compare: six ablation models) against the six models' own passes in this process
+    (G(x), F(G(x)), F(x) each), interleaved."""
+    from gradio_client import handle_file
+    from app import ABLATIONS
+    folders = [ROOT / "models" / "ablation" / n for n in ABLATIONS if (ROOT / "models" / "ablation" / n).is_dir()]
+    if not folders:
+        return None
+    models = [load_model(str(f)) for f in folders]
+    app_s, passes_s = [], []
+    for i in range(-1, n):
+        path = tmp / f"cmp-{size}-{i}.png"
+        Image.fromarray((np.random.default_rng(500 + i).random((size, size, 3)) * 255).astype(np.uint8)).save(path)
+        t = sum(three_passes(m, size, i)[1] for m in models)
+        t0 = time.perf_counter()
+        client.predict(handle_file(str(path)), "AtoB", api_name="/compare")
+        if i >= 0:
+            app_s.append(time.perf_counter() - t0)
+            passes_s.append(t)
+    med = statistics.median
+    return dict(models=len(models), median=med(app_s), p95=pct(app_s, 95), passes_median=med(passes_s),
+                ratio=med(app_s) / med(passes_s))
 
 
 # -- faster CPU paths for the generator --------------------------------------------------------------------------
@@ -248,11 +276,11 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="app-latency-"))
     models = {}
     if "default" in args.models:
-        path = str(ROOT / "models" / "default") if (ROOT / "models" / "default" / "config.json").is_file() else None
+        path = default_model_folder()
         if path is None:  # what the app falls back to
-            from app import random_model
             random_model().save_pretrained(tmp / "fallback")
-            path = str(tmp / "fallback")
+            path = tmp / "fallback"
+        path = str(path)
         models["default"] = path
     if "reference" in args.models:
         torch.manual_seed(0)
@@ -276,6 +304,14 @@ def main() -> None:
               f"{r['one_pass_median']:.2f} | {r['first_ratio']:.2f}x ({r['inproc_first_ratio']:.2f}x) | "
               f"{r['panel_median']:.2f} / {r['panel_p95']:.2f} | {r['three_passes_median']:.2f} | "
               f"{r['panel_ratio']:.2f}x ({r['inproc_panel_ratio']:.2f}x) | {r['peak_rss_mb']:.0f} MB |")
+    rows = [r for r in results["app"] if r.get("compare")]
+    if rows:
+        print("\n| Why both losses? | size | app median / p95 | the models' passes (3 each) | ratio |")
+        print("| --- | --- | --- | --- | --- |")
+        for r in rows:
+            c = r["compare"]
+            print(f"| {c['models']} ablation models | {r['size']} | {c['median']:.2f} / {c['p95']:.2f} | "
+                  f"{c['passes_median']:.2f} | {c['ratio']:.2f}x |")
     if results["fast_paths"]:
         print("\n| model | size | path | one generator pass | speed-up | mean abs diff vs float32 (grey levels) |")
         print("| --- | --- | --- | --- | --- | --- |")

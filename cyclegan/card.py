@@ -191,8 +191,9 @@ def _ident(name: str) -> str:
 
 def _training_section(run: dict, args: dict, config: dict, dataset: str | None, losses_plot: bool) -> list[str]:
     L = ["## Training", ""]
-    if run.get("command"):
-        L += ["```bash", run["command"], "```", ""]
+    commands = run.get("commands") or ([run["command"]] if run.get("command") else [])  # first, then resumes
+    if commands:
+        L += ["```bash", *commands, "```", ""]
     data = args.get("hf_dataset") or run.get("data") or args.get("data")
     if data:
         L.append(f"- data: [{dataset}](https://huggingface.co/datasets/{dataset})" if dataset

@@ -31,7 +31,7 @@ LIMITS = {
     "ngf": (1, 256),
     "ndf": (1, 256),
     "n_blocks": (0, 16),
-    "unet_depth": (5, None),      # upper end: 2**depth must fit the working size (see validate)
+    "unet_depth": (5, 12),        # and validate: 2**depth must fit the working size (512: at most 9)
     "n_layers_D": (1, 8),
     "lambda_A": (0.0, 1e4),
     "lambda_B": (0.0, 1e4),
@@ -129,7 +129,8 @@ class CycleGANConfig:
         names = {f.name for f in fields(cls)}
         unknown = sorted(str(k) for k in d if k not in names)
         if unknown:
-            raise ConfigError(f"config has unknown key(s): {', '.join(unknown)[:300]} (known: {', '.join(sorted(names))})")
+            raise ConfigError(f"config has unknown key(s): {', '.join(unknown)[:300]} "
+                              f"(known: {', '.join(sorted(names))})")
         if d.get("netG") == "unet" and "unet_depth" not in d and "n_blocks" in d:
             d["unet_depth"] = d.pop("n_blocks")  # the old meaning of n_blocks for a U-Net
         depth = "unet_depth" if d.get("netG") == "unet" else "n_blocks"
@@ -166,6 +167,12 @@ class CycleGANConfig:
         """A copy with some fields changed (types checked again)."""
         return replace(self, **changes)
 
+    def differences(self, other: "CycleGANConfig") -> dict[str, tuple]:
+        """{field: (self's value, other's value)} for the fields that differ (e.g. a resumed run's config vs
+        the checkpoint's); empty when equal."""
+        return {f.name: (getattr(self, f.name), getattr(other, f.name)) for f in fields(self)
+                if getattr(self, f.name) != getattr(other, f.name)}
+
     # -- derived sizes ------------------------------------------------------------------------------------
     @property
     def size_multiple(self) -> int:
@@ -194,7 +201,10 @@ class CycleGANConfig:
     def parameter_count(self) -> dict[str, int]:
         """Exact parameter counts {"G_AB", "G_BA", "D_A", "D_B", "total"} of the networks this config builds
         (D_A, D_B are 0 without discriminators); computed from the layer shapes, nothing allocated."""
-        g = _resnet_params(self.ngf, self.n_blocks) if self.netG == "resnet" else _unet_params(self.ngf, self.unet_depth)
+        if self.netG == "resnet":
+            g = _resnet_params(self.ngf, self.n_blocks)
+        else:
+            g = _unet_params(self.ngf, self.unet_depth)
         d = _patch_params(self.ndf, self.n_layers_D) if self.with_discriminators else 0
         return {"G_AB": g, "G_BA": g, "D_A": d, "D_B": d, "total": 2 * g + 2 * d}
 
@@ -212,12 +222,9 @@ class CycleGANConfig:
         return values * BYTES_PER_VALUE / 2 ** 20
 
     # -- bounds -------------------------------------------------------------------------------------------
-    def validate(self, max_model_mb: float | None = None, working_side: int = WORKING_SIDE) -> "CycleGANConfig":
-        """Checks kinds, ranges and the memory estimate; returns self. Raises ConfigError with one line that
-        names the field (or the estimate) and the limit.
-
-        max_model_mb: cap on `memory_estimate_mb(working_side)`; None reads CYCLEGAN_MAX_MODEL_MB, else
-        DEFAULT_MAX_MODEL_MB. working_side: the image side the estimate and the U-Net depth are judged at."""
+    def check_ranges(self) -> "CycleGANConfig":
+        """Checks the kinds, names and every size's range (LIMITS); returns self. What any model built from
+        this config must satisfy: `CycleGAN(config)` calls it. Raises ConfigError (one line, field and limit)."""
         if self.netG not in GENERATORS:
             raise ConfigError(f"config: netG {self.netG!r} is not a known generator (known: {', '.join(GENERATORS)})")
         if self.netD not in DISCRIMINATORS:
@@ -233,14 +240,25 @@ class CycleGANConfig:
             if isinstance(value, float) and not math.isfinite(value):
                 raise ConfigError(f"config: {name} = {value} is not a finite number")
             if value < lo:
-                raise ConfigError(f"config: {name} = {value:g} is below the limit {lo:g}")
-            if hi is not None and value > hi:
-                raise ConfigError(f"config: {name} = {value:g} is above the limit {hi:g}")
-        if self.netG == "unet" and 2 ** self.unet_depth > working_side:
+                raise ConfigError(f"config: {name} = {_number(value)} is below the limit {lo:g}")
+            if value > hi:
+                raise ConfigError(f"config: {name} = {_number(value)} is above the limit {hi:g}")
+        return self
+
+    def validate(self, max_model_mb: float | None = None, working_side: int = WORKING_SIDE) -> "CycleGANConfig":
+        """Everything `check_ranges` checks, plus what a server must know before it builds a stranger's model:
+        the U-Net depth must fit the working size, and the memory estimate must be under a cap. Returns self;
+        raises ConfigError with one line that names the field (or the estimate) and the limit.
+
+        max_model_mb: cap on `memory_estimate_mb(working_side)`; None reads CYCLEGAN_MAX_MODEL_MB, else
+        DEFAULT_MAX_MODEL_MB (math.inf: no cap). working_side: the image side (pixels) the estimate and the
+        U-Net depth are judged at."""
+        if self.netG == "unet" and self.unet_depth > math.log2(working_side):  # (no 2**depth: depth may be huge)
             deepest = int(math.log2(working_side))
-            raise ConfigError(f"config: unet_depth = {self.unet_depth} needs image sides that are multiples of "
-                              f"2**{self.unet_depth}, more than the working size {working_side}: the limit is "
+            raise ConfigError(f"config: unet_depth = {_number(self.unet_depth)} needs image sides that are multiples "
+                              f"of 2**unet_depth, more than the working size {working_side}: the limit is "
                               f"unet_depth {deepest}")
+        self.check_ranges()
         cap = max_model_mb if max_model_mb is not None else max_model_mb_setting()
         estimate = self.memory_estimate_mb(working_side)
         if estimate > cap:
@@ -275,6 +293,11 @@ def max_model_mb_setting() -> float:
     if not math.isfinite(value) or value <= 0:
         raise ConfigError(f"{MAX_MODEL_MB_ENV}={raw!r} must be a positive number of megabytes")
     return value
+
+
+def _number(value) -> str:
+    text = f"{value:g}" if isinstance(value, float) else str(value)
+    return text if len(text) <= 24 else f"{text[:12]}... ({len(text)} digits)"
 
 
 def _show(value) -> str:

@@ -74,7 +74,7 @@ def folder_domains(root: str | Path, phase: str = "train") -> tuple[FolderDomain
     """ROOT/{phase}A and ROOT/{phase}B, the reference implementation's layout."""
     root = Path(root)
     if not root.is_dir():
-        raise DataError(f"data folder {root} does not exist")
+        raise DataError(f"data folder {root} " + ("is a file, not a folder" if root.exists() else "does not exist"))
     return FolderDomain(root / f"{phase}A"), FolderDomain(root / f"{phase}B")
 
 
@@ -85,10 +85,16 @@ def hf_domains(name_or_path: str, column_A: str = "imageA", column_B: str = "ima
         datasets = require("datasets", "datasets", "Training on a Hugging Face dataset")
     except MissingExtra as err:
         raise DataError(str(err)) from None
-    if os.path.isdir(name_or_path):
-        ds = datasets.load_from_disk(name_or_path)
-    else:
-        ds = datasets.load_dataset(name_or_path)
+    try:
+        if os.path.isdir(name_or_path):
+            ds = datasets.load_from_disk(name_or_path)
+        else:
+            ds = datasets.load_dataset(name_or_path)
+    except Exception as e:  # datasets raises many kinds: not found, offline, not a dataset folder, bad files
+        first = (str(e).strip().splitlines() or [""])[0][:300]
+        kind = "a folder" if os.path.isdir(name_or_path) else "no such folder, nor a dataset of that name"
+        raise DataError(f"cannot load the Hugging Face dataset {name_or_path!r} ({kind}): "
+                        f"{type(e).__name__}: {first}") from None
     if isinstance(ds, datasets.DatasetDict):
         if split not in ds:
             raise DataError(f"dataset {name_or_path} has no split {split!r}; it has {list(ds)}")

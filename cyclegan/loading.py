@@ -106,7 +106,7 @@ def parse_spec(spec: str) -> tuple[str, str | None, str | None]:
         import difflib
         close = difflib.get_close_matches(Path(spec).name, [p.name for p in parent.iterdir() if p.is_dir()], n=1)
         where = (f"{parent} has no {Path(spec).name!r}" if str(parent) != "." else "no such file or folder") + \
-            (f"; did you mean {(parent / close[0]).as_posix()!r}?" if close else "")
+            (f"; the closest name there is {(parent / close[0]).as_posix()!r}" if close else "")
     raise MissingModelPath(f"model folder {spec!r} does not exist ({where}); a local model is a folder holding "
                            f"{CONFIG} and {WEIGHTS}, a Hub model is named 'user/name' or 'user/name@revision'")
 

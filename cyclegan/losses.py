@@ -56,8 +56,9 @@ def term_weights(config: CycleGANConfig) -> dict[str, float]:
             "idt_B": config.lambda_identity * config.lambda_B}
 
 
-def direction_terms(config: CycleGANConfig, direction: str, real: torch.Tensor, *, rec: torch.Tensor | None = None,
-                    idt: torch.Tensor | None = None, fake_scores: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+def direction_terms(config: CycleGANConfig, direction: str, real: torch.Tensor, *,
+                    rec: torch.Tensor | None = None, idt: torch.Tensor | None = None,
+                    fake_scores: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """The three generator terms of one direction, weighted as `config` says.
 
     direction "AtoB" (G = G_AB, F = G_BA, D = D_B) gives gan_AB, cycle_A, idt_A; "BtoA" (G = G_BA, F = G_AB,
@@ -69,6 +70,8 @@ def direction_terms(config: CycleGANConfig, direction: str, real: torch.Tensor, 
     Returns 0-dim float32 tensors keyed by name (mean over the batch and pixels): a switched-off term
     (weight 0 in `term_weights`) is exactly 0 and its input may be None; a term that is on but whose input is
     None is left out of the result (e.g. the adversarial term of a model without discriminators)."""
+    if direction not in DIRECTION_TERMS:
+        raise ValueError(f"direction must be one of {tuple(DIRECTION_TERMS)}, got {direction!r}")
     gan_name, cycle_name, idt_name = DIRECTION_TERMS[direction]
     w = term_weights(config)
     real = real.float()

@@ -41,8 +41,9 @@ class CycleGAN(nn.Module, PyTorchModelHubMixin, library_name="cyclegan", pipelin
     """G_AB: A -> B, G_BA: B -> A; D_A tells real A from G_BA(b), D_B real B from G_AB(a).
 
     `CycleGAN(config)` or `CycleGAN(**fields)` (CycleGANConfig's fields; omitted ones take its defaults).
-    The config is validated (`CycleGANConfig.validate`, default memory cap) before any network is built;
-    raises ConfigError (a ValueError) otherwise. The config's fields read through: `model.ngf` is
+    The config's kinds and ranges are checked (`CycleGANConfig.check_ranges`) before any network is built;
+    raises ConfigError (a ValueError) otherwise. The memory cap is `from_pretrained`'s (and a server's) to
+    apply: a model built in code is the caller's choice. The config's fields read through: `model.ngf` is
     `model.config.ngf`. Loss weights travel with the model (config.json) so that a viewer can weigh the
     terms as training did.
     """
@@ -55,7 +56,7 @@ class CycleGAN(nn.Module, PyTorchModelHubMixin, library_name="cyclegan", pipelin
             raise TypeError(f"CycleGAN takes a config or keyword fields, not both (got {', '.join(sorted(fields))})")
         elif not isinstance(config, CycleGANConfig):
             raise TypeError(f"config must be a CycleGANConfig, got {type(config).__name__}")
-        config.validate()
+        config.check_ranges()
         self._config = config
         depth = config.n_blocks if config.netG == "resnet" else config.unet_depth
         self.G_AB = init_weights(build_generator(config.netG, config.ngf, depth, config.use_dropout))

@@ -12,10 +12,10 @@ rejects pushed binary files over about 1 MB that are not in LFS/Xet, in the whol
 --publish-models first publishes each model folder under models/ (the embedded default and the ablation models)
 as a model repo USER/cyclegan-NAME, and lists those repo ids under `models:` in the UPLOADED README's front
 matter (the local README is never edited). --model-box sets the Space variable CYCLEGAN_MODEL_BOX, which the app
-reads: `off` (no model box), `allowlist` (only the embedded and released models, plus CYCLEGAN_MODEL_ALLOW),
-`open` (any local folder or Hub repo id). The token is huggingface_hub's (`hf auth login`, or HF_TOKEN);
-HF_ENDPOINT points it at another Hub. A failed upload changes nothing locally and prints the command that
-retries it (exit status 4).
+reads: `off` (the startup model only), `allowlist` (the picker's models: embedded, ablation and released, plus
+CYCLEGAN_MODEL_ALLOW), `open` (also any local folder or Hub repo id). The token is huggingface_hub's
+(`hf auth login`, or HF_TOKEN); HF_ENDPOINT points it at another Hub. A failed upload changes nothing locally
+and prints the command that retries it (exit status 4).
 """
 from __future__ import annotations
 
@@ -24,7 +24,12 @@ import re
 import sys
 from pathlib import Path
 
-from .hub import CONFIG, WEIGHTS, HubPublishError, check_model_folder, commit_files
+if __name__ == "__main__":  # before torch is imported: Ctrl-C at any point ends with one line
+    from .cli import quiet_interrupts
+    quiet_interrupts("python -m cyclegan.space")
+
+from .cli import fail
+from .hub import CONFIG, WEIGHTS, HubPublishError, check_model_folder, check_repo_id, commit_files
 
 ROOT = Path(__file__).resolve().parents[1]
 # What a Space needs, as huggingface_hub patterns (fnmatch; `*` crosses folders).
@@ -136,13 +141,17 @@ def deploy(space_id: str, *, root: str | Path = ROOT, private: bool = False, tok
              + (f" --model-box {model_box}" if model_box else "") + (" --publish-models" if publish else ""))
     if model_box is not None and model_box not in MODEL_BOX_MODES:
         raise HubPublishError(f"--model-box {model_box!r}: use one of {', '.join(MODEL_BOX_MODES)}")
-    if not re.fullmatch(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*", space_id):
-        raise HubPublishError(f"{space_id!r} is not a Space id like 'user/my-space'")
+    check_repo_id(space_id, "Space")
     for need in ("app.py", "requirements.txt", "cyclegan/__init__.py", "README.md"):
         if not (root / need).is_file():
-            raise HubPublishError(f"{root / need} is missing: run this from a checkout of the CycleGAN app")
+            raise HubPublishError(f"{root / need} is missing: run this from a checkout of the CycleGAN app (or "
+                                  f"name one with --root)")
     files: dict[str, Path | bytes] = dict(space_files(root))
-    readme = (root / "README.md").read_text(encoding="utf-8")
+    try:
+        readme = (root / "README.md").read_text(encoding="utf-8")
+    except (UnicodeDecodeError, OSError) as e:
+        raise HubPublishError(f"{root / 'README.md'} cannot be read as UTF-8 text ({e}); the Space's README must be "
+                              f"UTF-8") from None
     if dry_run:
         for name, path in files.items():
             print(f"{path.stat().st_size:>12,d}  {name}")
@@ -157,7 +166,7 @@ def deploy(space_id: str, *, root: str | Path = ROOT, private: bool = False, tok
     def set_model_box(api, repo_id):
         if model_box is not None:
             api.add_space_variable(repo_id, MODEL_BOX_VARIABLE, model_box,
-                                   description="the app's model box: off | allowlist | open (cyclegan.space)")
+                                   description="the app's model box: off | allowlist | open (cyclegan.space deploy)")
 
     url, _ = commit_files(space_id, files, retry=retry, intact="Nothing in your working tree was changed.",
                           repo_type="space", space_sdk="gradio", private=private, token=token,
@@ -177,8 +186,9 @@ def main(argv=None) -> int:
     d.add_argument("space_id", metavar="USER/SPACE")
     d.add_argument("--private", action="store_true", help="create the Space as private (if it does not exist)")
     d.add_argument("--model-box", choices=MODEL_BOX_MODES, default=None,
-                   help=f"set the Space variable {MODEL_BOX_VARIABLE}: off (no model box), allowlist (embedded and "
-                        "released models only), open (any folder or Hub repo id); default: leave it as it is")
+                   help=f"set the Space variable {MODEL_BOX_VARIABLE}: off (the startup model only), allowlist (the "
+                        "picker's models: embedded, ablation, released), open (also any folder or Hub repo id); "
+                        "default: leave it as it is")
     d.add_argument("--publish-models", action="store_true",
                    help="first publish each model under models/ as USER/cyclegan-NAME and list them under `models:` "
                         "in the uploaded README's front matter")
@@ -190,8 +200,7 @@ def main(argv=None) -> int:
         url = deploy(args.space_id, root=args.root, private=args.private, model_box=args.model_box,
                      publish=args.publish_models, dry_run=args.dry_run, commit_message=args.message)
     except HubPublishError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 4
+        return fail(e, 4)
     if url:
         print(f"Space deployed: {url}" + (f" (model box: {args.model_box})" if args.model_box else ""))
     return 0

@@ -13,6 +13,7 @@ import itertools
 import torch
 from torch import nn
 
+from .config import CycleGANConfig
 from .losses import TERM_NAMES, discriminator_loss, generator_terms
 from .model import CycleGAN
 from .pool import ImagePool
@@ -72,6 +73,7 @@ class Trainer:
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model = model.to(self.device, memory_format=self.memory_format)
         self.config = model.config
+        self.size_multiple, self.min_side = model.config.size_multiple, model.config.min_side
         self.bf16 = bf16
         use_identity = model.config.lambda_identity > 0
         self.gen_pass: nn.Module = GeneratorPass(model.G_AB, model.G_BA, use_identity)
@@ -101,6 +103,11 @@ class Trainer:
         return contextlib.nullcontext()
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        if h % self.size_multiple or w % self.size_multiple or min(h, w) < self.min_side:
+            raise ValueError(f"training images are {w}x{h}; this architecture needs sides that are multiples of "
+                             f"{self.size_multiple} and at least {self.min_side} (config.size_multiple, "
+                             f"config.min_side): choose another crop size")
         return x.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
 
     def _check_finite(self, losses: torch.Tensor) -> torch.Tensor:
@@ -158,10 +165,19 @@ class Trainer:
 
     # ---- state for checkpoints ----
     def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
-                "pool_A": self.pool_A.state_dict(), "pool_B": self.pool_B.state_dict()}
+        """Everything a resume needs: the config (architecture and objective), weights, optimizers, pools."""
+        return {"config": self.config.to_dict(), "model": self.model.state_dict(), "opt_G": self.opt_G.state_dict(),
+                "opt_D": self.opt_D.state_dict(), "pool_A": self.pool_A.state_dict(),
+                "pool_B": self.pool_B.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restores `state_dict()`'s output. Raises ValueError (one line) when the checkpoint's config differs
+        from this model's, naming each field (checkpoints written before the config was saved are not checked)."""
+        if "config" in state:
+            diff = CycleGANConfig.from_dict(state["config"]).differences(self.config)
+            if diff:
+                raise ValueError("the checkpoint was trained with another config: " + ", ".join(
+                    f"{k} {saved!r} in the checkpoint vs {now!r} now" for k, (saved, now) in diff.items()))
         self.model.load_weights(state["model"])
         self.opt_G.load_state_dict(state["opt_G"])
         self.opt_D.load_state_dict(state["opt_D"])

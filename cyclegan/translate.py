@@ -13,7 +13,9 @@ Files are safe:
 - An input file is never written over, not even with --overwrite: if an output name would be an input file
   (e.g. --out is the input folder and an input is a PNG), nothing is written and the exit status is 2.
 - Inputs whose outputs would share a name (cat.jpg and cat.png, photo.avif and photo.webp) keep their
-  extension in the output name: cat_jpg.png, cat_png.png. Other names stay NAME.png.
+  extension in the output name: cat_jpg.png, cat_png.png; if that is not enough (a/cat.png and b/cat.png given
+  as files, or names that differ only in case), they are numbered in input order: cat_png-1.png, cat_png-2.png.
+  Other names stay NAME.png, and a note says how many outputs were renamed.
 - An output file that already exists is not replaced unless --overwrite is given (nothing is written, exit 2).
 - Outputs are written under a temporary name and renamed, so an interrupted run leaves no half-written file.
 - Images inside --out are not read as inputs when --out lies inside an input folder.
@@ -32,10 +34,15 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+if __name__ == "__main__":  # before torch is imported: Ctrl-C at any point ends with one line
+    from .cli import quiet_interrupts
+    quiet_interrupts("python -m cyclegan.translate")
+
 import torch
 from PIL import Image
 from tqdm import tqdm
 
+from .cli import INTERRUPTED, out_folder_problem, sentence
 from .explain import DEFAULT_MAX_SIDE, explain_steps
 from .images import DEFAULT_MAX_PIXELS, ImageError, ImageTooLarge, list_images
 from .loading import load_model
@@ -98,19 +105,21 @@ def plan(items: list[Item], out: Path, suffixes: list[str], overwrite: bool) -> 
                     clash |= {i, j}
         return clash
 
-    qualify: set[int] = set()
-    names = [outputs(it.stem) for it in items]
+    # 1. NAME; 2. inputs that clash keep their extension (NAME_ext); 3. inputs that still clash (the same name and
+    # extension from two folders given as files, or names that differ only in case) are numbered in input order
+    stems = [it.stem for it in items]
     for _ in range(2):
-        clash = collisions(names)
-        if not clash:
-            break
-        qualify |= clash
-        names = [outputs(it.qualified if i in qualify else it.stem) for i, it in enumerate(items)]
-    clash = collisions(names)
+        clash = collisions([outputs(stem) for stem in stems])
+        stems = [items[i].qualified if i in clash else stem for i, stem in enumerate(stems)]
+    clash = sorted(collisions([outputs(stem) for stem in stems]))
+    for n, i in enumerate(clash, 1):
+        stems[i] = stems[i].with_name(f"{stems[i].name}-{n}")
+    names = [outputs(stem) for stem in stems]
+    clash = sorted(collisions(names))
     if clash:
-        listed = ", ".join(str(items[i].source) for i in sorted(clash)[:6])
-        raise PlanError(f"inputs whose outputs would share a name even with their extensions kept: {listed}. "
-                        f"Rename them or translate them into separate --out folders. Nothing was written.")
+        listed = ", ".join(str(items[i].source) for i in clash[:6])
+        raise PlanError(f"inputs whose outputs would share a name even with their extensions kept and numbered: "
+                        f"{listed}. Rename them or translate them into separate --out folders. Nothing was written.")
 
     inputs = {_identity(it.source) for it in items} - {None}
     replaced_inputs, existing = [], []
@@ -153,6 +162,14 @@ def write_png(image, target: Path) -> None:
         raise
 
 
+class OutputError(OSError):
+    """An output file that could not be written (a full disk, a read-only folder); not the input's fault."""
+
+    def __init__(self, target: Path, cause: OSError):
+        super().__init__(cause.errno, f"could not write {target} ({cause.strerror or cause}): check that --out is "
+                                      f"writable and has free space")
+
+
 def is_out_of_memory(e: BaseException) -> bool:
     """MemoryError, torch.OutOfMemoryError (CUDA, MPS) or the CPU allocator's RuntimeError."""
     if isinstance(e, (MemoryError, torch.OutOfMemoryError)):
@@ -164,6 +181,8 @@ def is_out_of_memory(e: BaseException) -> bool:
 
 def failure_message(e: BaseException, path: Path, max_side: int, device: str) -> str:
     """One line for a failed input: its file name, what went wrong and, where there is one, what to try."""
+    if isinstance(e, OutputError):
+        return f"{path}: {e.strerror}"
     if isinstance(e, ImageError):
         msg = str(e) if str(path) in str(e) else f"{path}: {e}"
         return msg + (": raise --max-pixels to allow it" if isinstance(e, ImageTooLarge) else "")
@@ -213,21 +232,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=0, help="torch threads on the CPU (0: torch's default)")
     args = ap.parse_args(argv)
     if args.max_side < 0:
-        ap.error("--max-side must be 0 (keep the size) or a positive number of pixels")
+        ap.error("--max-side must be 0 (keep the size) or a positive number of pixels.")
     if args.max_pixels < 1:
-        ap.error("--max-pixels must be a positive number of pixels")
+        ap.error("--max-pixels must be a positive number of pixels.")
     if args.tile is not None and 0 < args.tile < MIN_TILE:
-        ap.error(f"--tile must be 0 (never tile) or at least {MIN_TILE} pixels")
+        ap.error(f"--tile must be 0 (never tile) or at least {MIN_TILE} pixels.")
     if args.threads < 0:
-        ap.error("--threads must be 0 (torch's default) or positive")
+        ap.error("--threads must be 0 (torch's default) or positive.")
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         device = torch.device(args.device)
     except (RuntimeError, ValueError):
-        ap.error(f"--device {args.device!r} is not a device name: use cpu, cuda or cuda:N")
+        ap.error(f"--device {args.device!r} is not a device name: use cpu, cuda or cuda:N.")
     if device.type == "cuda" and not torch.cuda.is_available():
-        ap.error(f"--device {args.device}: no CUDA device is available here (use --device cpu)")
+        ap.error(f"--device {args.device}: no CUDA device is available here (use --device cpu).")
     return args
 
 
@@ -237,26 +256,31 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     err = sys.stderr
 
+    def say(message: str) -> None:
+        print(sentence(message), file=err)
+
     if not args.model:
-        print("no model: pass --model (a folder such as models/default, or a Hub repo id) or set CYCLEGAN_MODEL",
-              file=err)
+        say("no model: pass --model (a folder such as models/default, or a Hub repo id) or set CYCLEGAN_MODEL")
+        return EXIT_NOTHING_DONE
+    problem = out_folder_problem(args.out)
+    if problem:
+        say(problem)
         return EXIT_NOTHING_DONE
     try:
         model = load_model(args.model).to(args.device)
     except ValueError as e:  # cyclegan.loading's one-line ModelLoadError
-        print(e, file=err)
+        say(str(e))
         return EXIT_NOTHING_DONE
     except (RuntimeError, OSError) as e:  # e.g. a device that exists in name only
-        print(f"could not put the model on {args.device}: {type(e).__name__}: "
-              f"{(str(e).strip().splitlines() or [''])[0][:300]}", file=err)
+        say(f"could not put the model on {args.device}: {type(e).__name__}: "
+            f"{(str(e).strip().splitlines() or [''])[0][:300]}")
         return EXIT_NOTHING_DONE
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        print(f"--out {out} is a file, not a folder: name a folder (it is created if missing)", file=err)
-        return EXIT_NOTHING_DONE
     items = collect(args.inputs, out)
     if not items:
-        print("no images found in the inputs", file=err)
+        missing = [raw for raw in args.inputs if not os.path.exists(raw)]
+        say("no images found in the inputs" + (f" ({', '.join(missing[:4])}: no such file or folder)"
+                                                 if missing else ""))
         return EXIT_NOTHING_DONE
     suffixes = [""]
     if args.reconstructions:
@@ -266,29 +290,33 @@ def main(argv: list[str] | None = None) -> int:
         if model.discriminator_of_target(args.direction) is not None:
             suffixes.append("_realness")
         else:
-            print("--heatmaps: no realness maps, this model has no discriminators (only the error maps are written)",
-                  file=err)
+            say("--heatmaps: no realness maps, this model has no discriminators (only the error maps are written)")
     try:
         targets = plan(items, out, suffixes, args.overwrite)
     except PlanError as e:
-        print(e, file=err)
+        say(str(e))
         return EXIT_NOTHING_DONE
 
+    renamed = [it for it, paths in zip(items, targets) if paths[0].name != f"{it.stem.name}.png"]
+    if renamed:
+        say(f"note: {len(renamed)} input(s) share an output name with another input, so their outputs keep the "
+            f"extension (and a number if needed): e.g. {renamed[0].source} -> "
+            f"{targets[items.index(renamed[0])][0].name}")
     print(f"{model.direction_label(args.direction)} with {model.source}", file=err)
     failed: list[Path] = []
     written = [0]
     try:
         run(model, items, targets, args, failed, written)
     except KeyboardInterrupt:
-        print(f"interrupted: wrote {written[0]} file(s) to {out} before stopping; the file being written when "
-              f"it stopped was discarded", file=err)
-        return 130
+        say(f"interrupted: wrote {written[0]} file(s) to {out} before stopping; the file being written when it "
+            f"stopped was discarded")
+        return INTERRUPTED
     done = len(items) - len(failed)
     summary = f"wrote {written[0]} file(s) for {done} of {len(items)} input(s) to {out}"
     if failed:
         summary += f"; {len(failed)} failed: " + ", ".join(str(p) for p in failed[:5]) + (
             " ..." if len(failed) > 5 else "")
-    print(summary, file=err)
+    say(summary)
     return EXIT_SOME_FAILED if failed else EXIT_OK
 
 
@@ -315,13 +343,17 @@ def run(model, items: list[Item], targets: list[list[Path]], args: argparse.Name
                 if ex.realness is not None:
                     panels.append(heatmap(ex, "realness"))
             for image, target in zip(panels, paths):
-                write_png(image, target)
+                try:
+                    write_png(image, target)
+                except OSError as e:
+                    raise OutputError(target, e) from None
                 written[0] += 1
         except Exception as e:  # one input's failure, whatever it is, must not stop the others
             del ex
             if args.device.startswith("cuda"):
                 torch.cuda.empty_cache()
-            tqdm.write(f"failed: {failure_message(e, item.source, args.max_side, args.device)}", file=err)
+            tqdm.write(sentence(f"failed: {failure_message(e, item.source, args.max_side, args.device)}"),
+                       file=err)
             failed.append(item.source)
 
 

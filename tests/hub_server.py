@@ -21,6 +21,7 @@ fills a repo directly; an `Announced` file is listed with its size but never hel
 tests) to simulate an upload that breaks half-way.
 
     python tests/hub_server.py --port 8765          # then: HF_ENDPOINT=http://127.0.0.1:8765 HF_TOKEN=x ...
+    python tests/hub_server.py --port 8765 --detach --pid-file hub.pid   # returns once it listens; kill $(cat hub.pid)
 
 In tests, `start_hub_server()` runs it in a thread on a free port; the `hub_server` fixture wraps that.
 """

@@ -3,13 +3,11 @@ one test starts `python app.py` itself. Tiny models (ngf 8, 3 blocks) keep it fa
 from __future__ import annotations
 
 import contextlib
-import http.server
 import io
 import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -49,7 +47,7 @@ def served(model_dir: Path | None, tmp: Path, **settings):
     import app
     base = dict(model=str(model_dir) if model_dir else "", max_side=MAX_SIDE, max_pixels=MAX_PIXELS,
                 max_file_size="1mb", threads=1, models_dir=tmp / "no-models", examples=tmp / "no-examples",
-                released_cache=tmp / "released")
+                released_cache=tmp / "released", backend="torch")
     s = app.Settings.from_env({}, **{**base, **settings})
     demo = app.build_demo(s)
     port = free_port()
@@ -337,10 +335,10 @@ def test_uploads_and_outputs_expire(tmp_path):
 
 def test_a_visitor_over_the_queue_size_is_told_the_server_is_busy(tmp_path):
     from gradio_client import Client, handle_file
-    with served(tiny_model(tmp_path / "model"), tmp_path, queue_size=1, max_side=256) as (url, _):
-        path = write(tmp_path / "q.png", rand_image(256, 256))
-        jobs = [Client(url, verbose=False).submit(handle_file(path), "AtoB", 0, False, api_name="/explain")
-                for _ in range(6)]
+    with served(tiny_model(tmp_path / "model"), tmp_path, queue_size=1, max_side=512) as (url, _):
+        path = write(tmp_path / "q.png", rand_image(512, 512))
+        clients = [Client(url, verbose=False) for _ in range(8)]     # connected first, then all at once
+        jobs = [c.submit(handle_file(path), "AtoB", 0, False, api_name="/explain") for c in clients]
         errors = []
         for job in jobs:
             try:
@@ -373,47 +371,25 @@ def test_why_both_losses_compares_the_shipped_ablations(client, app_url):
 
 
 # -- released pairs from a local mirror -------------------------------------------------------------------------
-class Mirror:
-    """Serves stand-in .pth files in the released layout on 127.0.0.1 and counts the requests for each."""
-
-    def __init__(self, folder: Path):
-        self.folder, self.hits = folder, {}
-        mirror = self
-
-        class Handler(http.server.SimpleHTTPRequestHandler):
-            def __init__(self, *a, **k):
-                super().__init__(*a, directory=str(folder), **k)
-
-            def do_GET(self):
-                mirror.hits[self.path] = mirror.hits.get(self.path, 0) + 1
-                time.sleep(0.3)        # slow enough that two choosers overlap
-                super().do_GET()
-
-            def log_message(self, *a):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
+def mirror_of_horse2zebra(tmp: Path):
+    """A started tests/released_mirror.Mirror serving tiny stand-ins (ngf 8, 2 blocks) of the horse <-> zebra pair."""
+    from released_mirror import Mirror, write_standins
+    write_standins(tmp / "mirror", ["horse2zebra", "zebra2horse"], ngf=8, n_blocks=2)
+    return Mirror(tmp / "mirror").start()
 
 
-def reference_generator_file(path: Path, seed: int) -> None:
-    """A stand-in for a released generator: the reference layout (model.N...), ngf 8, 2 residual blocks."""
-    from cyclegan.networks import ResnetGenerator
-    torch.manual_seed(seed)
-    torch.save(ResnetGenerator(ngf=8, n_blocks=2).state_dict(), path)
+def downloads(mirror) -> dict[str, int]:
+    """GET requests per path the mirror answered."""
+    out: dict[str, int] = {}
+    for method, path, _ in mirror.requests:
+        if method == "GET":
+            out[path] = out.get(path, 0) + 1
+    return out
 
 
 def test_released_pair_downloads_once_and_answers_with_its_domain_names(tmp_path, monkeypatch):
     from gradio_client import Client
-    files = tmp_path / "mirror"
-    files.mkdir()
-    reference_generator_file(files / "horse2zebra.pth", 1)
-    reference_generator_file(files / "zebra2horse.pth", 2)
-    mirror = Mirror(files)
+    mirror = mirror_of_horse2zebra(tmp_path)
     monkeypatch.setenv("CYCLEGAN_PRETRAINED_URL", mirror.url)
     try:
         with served(tiny_model(tmp_path / "model", "photo", "sketch"), tmp_path) as (url, _):
@@ -421,14 +397,14 @@ def test_released_pair_downloads_once_and_answers_with_its_domain_names(tmp_path
             jobs = [c.submit("released/horse2zebra", api_name="/pick_model") for c in clients]
             statuses = [j.result(timeout=120)[0] for j in jobs]
             assert all(s.startswith("Loaded") for s in statuses), statuses
-            assert mirror.hits == {"/horse2zebra.pth": 1, "/zebra2horse.pth": 1}, mirror.hits
+            assert downloads(mirror) == {"/horse2zebra.pth": 1, "/zebra2horse.pth": 1}, mirror.requests
             path = write(tmp_path / "h.png", rand_image(50, 40, seed=5))
             result = explain(clients[0], path, "BtoA")
             for name in ("real", "fake", "rec", "idt", "cycle", "identity"):
                 assert Image.open(result[OUT[name]]).size == (50, 40), name
             assert "zebra → horse" in result[OUT["sidebar"]]
     finally:
-        mirror.close()
+        mirror.stop()
 
 
 def test_released_pair_offline_says_so_and_the_previous_model_answers(tmp_path, monkeypatch):
@@ -459,3 +435,54 @@ def test_stopping_the_app_with_sigterm_removes_its_panel_files(tmp_path):
         proc.wait(30)
     assert proc.returncode == 0, (tmp_path / "app.log").read_text()[-2000:]
     assert not list(tmpdir.glob("cyclegan-panels-*")), "the panel folder outlived the app"
+
+
+def test_onnx_runtime_backend_serves_the_panels_and_the_full_resolution_download(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from gradio_client import Client, handle_file
+    with served(tiny_model(tmp_path / "model"), tmp_path, backend="onnxruntime") as (url, demo):
+        assert "ONNX Runtime" in demo.cyclegan_app.models.get("default")[0].model.source
+        c = Client(url, verbose=False)
+        path = write(tmp_path / "o.png", rand_image(150, 100, seed=11))
+        check_good(explain(c, path), (128, 85))
+        files, _ = c.predict(handle_file(path), "AtoB", api_name="/full_resolution")   # tiled runs PyTorch
+        assert [Image.open(f).size for f in files] == [(150, 100)] * 2
+
+
+def test_ablation_models_are_weighted_as_they_were_trained(tmp_path):
+    # models/ablation/gan_alone was trained without cycle terms: its table must not weigh one (issue 12).
+    from gradio_client import Client
+    if not (ROOT / "models" / "ablation" / "gan_alone" / "config.json").is_file():
+        pytest.skip("no shipped ablation models")
+    with served(None, tmp_path, models_dir=ROOT / "models") as (url, _):
+        c = Client(url, verbose=False)
+        assert c.predict("ablation/gan_alone", api_name="/pick_model")[0].startswith("Loaded")
+        table = explain(c, write(tmp_path / "g.png", rand_image(48, 40)))[OUT["numbers"]]
+        cycle_row = next(line for line in table.splitlines() if line.startswith("| cycle L1"))
+        assert "not in this model's objective" in cycle_row and "×" not in cycle_row, cycle_row
+        assert c.predict("ablation/full", api_name="/pick_model")[0].startswith("Loaded")
+        table = explain(c, write(tmp_path / "g.png", rand_image(48, 40)))[OUT["numbers"]]
+        assert "λ_A × cycle = 20 ×" in table
+
+
+def test_what_the_model_has_seen_and_the_note_for_an_unfamiliar_image(tmp_path):
+    # The model folder ships training_examples/<domain>_*.jpg and reference.json (its held-out cycle error).
+    import json
+    from gradio_client import Client
+    model = tiny_model(tmp_path / "model", "photo", "sketch")
+    (model / "training_examples").mkdir()
+    for i, domain in enumerate(["photo", "photo", "sketch"]):
+        rand_image(40, 30, seed=i).save(model / "training_examples" / f"{domain}_{i:02d}_x.jpg")
+    (model / "reference.json").write_text(json.dumps({"AtoB": {"mean": 0.01, "max": 0.02},
+                                                      "BtoA": {"mean": 10.0, "max": 12.0}}))
+    other = tiny_model(tmp_path / "other", "cat", "dog", seed=1)
+    with served(model, tmp_path) as (url, _):
+        c = Client(url, verbose=False)
+        path = write(tmp_path / "u.png", rand_image(40, 30, seed=9))
+        note = explain(c, path, "AtoB")[OUT["status"]]          # a random model is far above 0.01
+        assert note.startswith("⚠️ This image's cycle error") and note.endswith(".") and "held-out" in note
+        assert explain(c, path, "BtoA")[OUT["status"]] == ""    # below the reference: no note
+        strip = c.predict(str(model), api_name="/load_model")[4]
+        assert len(strip["value"]) == 3 and "2 of its photo images" in strip["label"], strip
+        strip = c.predict(str(other), api_name="/load_model")[4]
+        assert not strip["value"] and "ships no training examples" in strip["label"], strip

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from test_app import Mirror, reference_generator_file, served, tiny_model
+from test_app import downloads, mirror_of_horse2zebra, served, tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -43,11 +43,7 @@ def photo(path: Path, size=(451, 300)) -> Path:
 def app(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("browser")
     has_default = any((ROOT / "models").glob("*/config.json"))
-    files = tmp / "mirror"
-    files.mkdir()
-    reference_generator_file(files / "horse2zebra.pth", 1)
-    reference_generator_file(files / "zebra2horse.pth", 2)
-    mirror = Mirror(files)
+    mirror = mirror_of_horse2zebra(tmp)
     mp = pytest.MonkeyPatch()
     mp.setenv("CYCLEGAN_PRETRAINED_URL", mirror.url)
     try:
@@ -58,7 +54,7 @@ def app(tmp_path_factory):
             yield url, tmp, mirror
     finally:
         mp.undo()
-        mirror.close()
+        mirror.stop()
 
 
 def launch(p, *extra):
@@ -206,8 +202,10 @@ def test_full_resolution_download_and_released_pair_from_the_mirror(app):
             page.get_by_role("option", name="released: horse <-> zebra").click()
             page.wait_for_function("() => document.querySelector('#model-status').innerText.startsWith('Loaded')",
                                    timeout=120_000)
-            assert mirror.hits.get("/horse2zebra.pth") == 1 and mirror.hits.get("/zebra2horse.pth") == 1
+            assert downloads(mirror) == {"/horse2zebra.pth": 1, "/zebra2horse.pth": 1}, mirror.requests
             assert "horse → zebra" in page.locator("#direction").inner_text()
+            assert page.locator("#examples img").count() == 0                    # no examples suit this pair
+            assert "No example images for horse ↔ zebra" in page.locator("#examples").inner_text()
             upload.set_input_files(str(photo(tmp / "horse.png")))
             for panel in PANELS + ["cycle-heat", "identity-heat"]:
                 wait_image(page, f"#{panel}")

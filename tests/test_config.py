@@ -142,6 +142,8 @@ HOSTILE = [  # (fields, words the message must contain)
     ({"n_layers_D": 9}, ["n_layers_D", "8"]),
     ({"n_layers_D": 0}, ["n_layers_D", "1"]),
     ({"netG": "unet", "unet_depth": 30}, ["unet_depth", "9"]),
+    ({"netG": "unet", "unet_depth": 10**9}, ["unet_depth", "9"]),
+    ({"ngf": 10**400}, ["ngf", "256", "401 digits"]),
     ({"netG": "unet", "unet_depth": 2}, ["unet_depth", "5"]),
     ({"netG": "transformer"}, ["netG", "resnet"]),
     ({"netD": "pixel"}, ["netD", "patch"]),
@@ -171,8 +173,9 @@ def test_hostile_fields_are_refused_with_one_line_naming_field_and_limit(fields,
         CycleGANConfig.from_dict({"netG": "resnet", "ngf": 8, "n_blocks": 2, **fields}).validate()
     msg = str(err.value)
     assert "\n" not in msg and all(w in msg for w in words), msg
-    with pytest.raises(ValueError):  # and the model refuses to be built from it
-        CycleGAN(**{"ngf": 8, "n_blocks": 2, **fields})
+    if "MB" not in words:  # a model built in code is refused too (the memory cap is from_pretrained's)
+        with pytest.raises(ValueError):
+            CycleGAN(**{"ngf": 8, "n_blocks": 2, **fields})
 
 
 def test_unknown_and_missing_keys_are_named():
@@ -202,6 +205,15 @@ def test_memory_cap_is_a_setting(monkeypatch):
     monkeypatch.setenv(MAX_MODEL_MB_ENV, "lots")
     with pytest.raises(ConfigError, match=MAX_MODEL_MB_ENV):
         paper.validate()
+
+
+def test_memory_cap_applies_to_loading_not_to_a_model_built_in_code(monkeypatch, tmp_path):
+    CycleGAN(**TINY).save_pretrained(tmp_path / "m")
+    monkeypatch.setenv(MAX_MODEL_MB_ENV, "0.001")
+    model = CycleGAN(**TINY)  # the caller's own choice
+    with pytest.raises(ConfigError, match=MAX_MODEL_MB_ENV):
+        CycleGAN.from_pretrained(tmp_path / "m")
+    assert CycleGAN.from_pretrained(tmp_path / "m", max_model_mb=100).config == model.config
 
 
 # -- hostile model folders: refused within a second, memory flat ----------------------------------------------

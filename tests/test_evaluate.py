@@ -11,10 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import load_file
 
 from cyclegan import CycleGAN
-from cyclegan.evaluate import evaluate, format_comparison, format_table, load_pairs, scores
+from cyclegan.evaluate import (evaluate, evaluate_heldout, format_comparison, format_heldout, format_table, goals_met,
+                               load_heldout, load_pairs, scores)
 
 pytest.importorskip("skimage")
 
@@ -76,6 +78,12 @@ def test_evaluate_command(tiny_model, tmp_path):
     assert "| sketch -> photo | F(G(y)) vs y |" in res.stdout
     numbers = json.loads(out.read_text())[str(tiny_model)]
     assert numbers["n_images"] == 2 and numbers["task"] == "photo2sketch"
+    # The held-out ordinary photos, one row each and the mean, beside the tiles.
+    held = sorted(p.stem for p in (ROOT / "examples" / "photo").glob("*.png"))
+    assert sorted(numbers["heldout"]["photos"]) == held and len(held) >= 7
+    assert "held-out ordinary photos" in res.stdout and "| **mean** |" in res.stdout
+    assert "| grace_hopper (portrait) |" in res.stdout
+    assert not (tiny_model / "reference.json").exists()  # written only when asked
 
     # Two models: one row each. Another task is named explicitly, with a warning about the domain names.
     res = subprocess.run(cmd[:5] + [str(tiny_model), "--limit", "2", "--threads", "1", "--task", "photo2cartoon"],
@@ -89,6 +97,74 @@ def test_evaluate_command(tiny_model, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "cyclegan.evaluate", "--task", "nope"], capture_output=True,
                          text=True, cwd=ROOT, env=env, timeout=300)
     assert bad.returncode == 2 and "unknown task" in bad.stderr
+
+
+def test_heldout_numbers_per_photo_and_their_mean(tiny_model, tmp_path):
+    rng = np.random.default_rng(0)
+    for name, (h, w) in (("one", (42, 66)), ("two", (40, 40))):  # 42x66 is cropped to 40x64
+        for domain in ("photo", "sketch"):
+            (tmp_path / domain).mkdir(exist_ok=True)
+            Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(tmp_path / domain / f"{name}.png")
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "photo" / "lonely.png")  # no truth: skipped
+    pairs = load_heldout(tmp_path)
+    assert [(n, x.shape) for n, x, _ in pairs] == [("one", (40, 64, 3)), ("two", (40, 40, 3))]
+    model = CycleGAN.from_pretrained(str(tiny_model))
+    r = evaluate_heldout(model, tmp_path)
+    assert sorted(r["photos"]) == ["one", "two"]
+    one = r["photos"]["one"]
+    x, y = pairs[0][1], pairs[0][2]
+    assert one["identity_translation"] == scores(x[None], y[None])
+    with torch.no_grad():
+        xs = torch.from_numpy(x).permute(2, 0, 1)[None].float() / 127.5 - 1
+        l1 = float((xs - model.G_BA(model.G_AB(xs))).abs().mean())
+    assert one["cycle_l1"] == pytest.approx(l1, rel=1e-5)
+    assert r["mean"]["cycle_l1"] == pytest.approx((one["cycle_l1"] + r["photos"]["two"]["cycle_l1"]) / 2)
+    assert r["mean"]["translation"]["psnr"] == pytest.approx(
+        (one["translation"]["psnr"] + r["photos"]["two"]["translation"]["psnr"]) / 2)
+    # The goals: G beats identity on both metrics, the cycle reaches 20 dB, F(y) beats identity on PSNR.
+    good = {"translation": {"psnr": 20.0, "ssim": 0.8}, "identity_translation": {"psnr": 13.0, "ssim": 0.7},
+            "cycle": {"psnr": 20.0, "ssim": 0.6}, "backward": {"psnr": 14.0, "ssim": 0.5},
+            "identity_backward": {"psnr": 13.0, "ssim": 0.7}}
+    assert all(goals_met(good).values())
+    bad = {**good, "translation": {"psnr": 20.0, "ssim": 0.6}, "cycle": {"psnr": 19.99, "ssim": 0.9},
+           "backward": {"psnr": 13.0, "ssim": 0.9}}
+    assert not any(goals_met(bad).values())
+    table = format_heldout(r, {"one": "animal"})
+    assert "| one (animal) |" in table and "| **mean** |" in table and table.count("\n") == 4
+    with pytest.raises(FileNotFoundError, match="no held-out pairs"):
+        load_heldout(tmp_path / "photo")
+
+
+def test_save_reference_writes_the_model_folders_held_out_cycle_figure(tiny_model, tmp_path):
+    folder = tmp_path / "model"
+    CycleGAN.from_pretrained(str(tiny_model)).save_pretrained(folder)
+    res = subprocess.run([sys.executable, "-m", "cyclegan.evaluate", "--model", str(folder), "--limit", "1",
+                          "--threads", "1", "--save-reference"], capture_output=True, text=True, cwd=ROOT,
+                         env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
+    assert res.returncode == 0, res.stderr
+    ref = json.loads((folder / "reference.json").read_text())
+    r = evaluate_heldout(CycleGAN.from_pretrained(str(folder)))
+    assert ref["AtoB"]["per_photo"] == pytest.approx({n: v["cycle_l1"] for n, v in r["photos"].items()})
+    assert ref["AtoB"]["mean"] == pytest.approx(r["mean"]["cycle_l1"])
+    assert ref["BtoA"]["mean"] == pytest.approx(r["mean"]["cycle_l1_B"])
+
+
+def test_shipped_reference_and_held_out_table_are_what_the_default_model_scores():
+    folder = MODELS / "photo2sketch"
+    if not (folder / "model.safetensors").is_file():
+        pytest.skip("the default model is not in this checkout")
+    torch.set_num_threads(1)
+    r = evaluate_heldout(CycleGAN.from_pretrained(str(folder)))
+    ref = json.loads((folder / "reference.json").read_text())
+    assert ref["AtoB"]["mean"] == pytest.approx(r["mean"]["cycle_l1"], abs=2e-3)
+    assert ref["BtoA"]["mean"] == pytest.approx(r["mean"]["cycle_l1_B"], abs=2e-3)
+    mean_row = [ln for ln in format_heldout(r).splitlines() if ln.startswith("| **mean** |")][0]
+    values = [float(v) for v in mean_row.replace("/", "|").split("|")[2:-2] if v.strip()]
+    for doc in (ROOT / "README.md", folder / "README.md"):
+        found = [ln for ln in doc.read_text().splitlines() if ln.startswith("| **mean** |")]
+        assert found, f"{doc.name} has no held-out mean row"
+        got = [float(v) for v in found[0].replace("/", "|").split("|")[2:-2] if v.strip()]
+        assert got == pytest.approx(values, abs=0.02), (doc, found[0], mean_row)
 
 
 def test_supervised_ceiling_script_prints_the_benchmarks_identity_row_beside_its_own(tiny_model):
@@ -107,7 +183,7 @@ def test_default_model_is_shipped_with_discriminators_and_small():
     if not (folder / "model.safetensors").is_file():
         pytest.skip("the default model is not in this checkout")
     files = sorted(p.name for p in folder.iterdir())
-    assert files == ["README.md", "config.json", "model.safetensors"]
+    assert files == ["README.md", "config.json", "model.safetensors", "reference.json", "training_examples"]
     assert sum(p.stat().st_size for p in folder.iterdir()) <= 25 * 2 ** 20
     model = CycleGAN.from_pretrained(str(folder))
     assert model.D_A is not None and model.D_B is not None
@@ -150,3 +226,22 @@ def test_readme_and_model_card_numbers_are_what_the_shipped_default_model_scores
             assert found, f"{doc.name} has no row {key}"
             # Within noise: the last printed digit may differ between CPUs and torch builds.
             assert numbers(found[0]) == pytest.approx(numbers(row), abs=0.02), (doc, row, found[0])
+
+
+def test_hidden_information_script_prints_the_explain_cycle_error_at_each_noise(tiny_model, tmp_path):
+    from cyclegan.explain import explain
+
+    image = ROOT / "examples" / "photo" / "coffee.png"
+    out = tmp_path / "hidden.json"
+    res = subprocess.run([sys.executable, "scripts/hidden_information.py", "--models", str(tiny_model), "--images",
+                          str(image), "--noise", "0", "8", "--per-image", "--json", str(out)], capture_output=True,
+                         text=True, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
+    assert res.returncode == 0, res.stderr
+    got = json.loads(out.read_text())[str(tiny_model)]["coffee"]
+    model = CycleGAN.from_pretrained(str(tiny_model))
+    for noise in (0.0, 8.0):
+        assert got[str(noise)] == pytest.approx(explain(model, image, noise=noise).numbers["cycle_l1"], rel=1e-5)
+    assert got["8.0"] != got["0.0"]  # the noise reaches F
+    jump = got["8.0"] / got["0.0"]
+    assert f"| model | coffee | {got['0.0']:.3f} | {got['8.0']:.3f} | {jump:.2f}x |" in res.stdout
+    assert "| model | mean |" in res.stdout

@@ -4,15 +4,22 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from cyclegan.photo2sketch import DEFAULT_TASK, PHOTOS, SPLITS, TASKS, cartoon, get_task, load_photo, main, sketch, task_for, tile_grid
+from cyclegan import photo2sketch
+from cyclegan.photo2sketch import (DEBIAN_PACKAGES, DEFAULT_TASK, PHOTOS, SPLITS, TASKS, MissingPhotos, cartoon, check_photos,
+                                   get_task, load_photo, main, photo_path, sketch, task_for, tile_grid)
 
 pytest.importorskip("skimage")
 pytest.importorskip("matplotlib")
+
+INSTALLED = all(photo_path(n).is_file() for n in PHOTOS)
+needs_all_photos = pytest.mark.skipif(
+    not INSTALLED, reason="the photo packages are not installed: scripts/photo2sketch.sh install")
 
 
 def small_task(name: str = DEFAULT_TASK):
@@ -25,19 +32,52 @@ def digest(folder) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def test_every_photo_loads_offline_as_rgb_and_has_a_licence():
+def test_every_installed_photo_loads_offline_as_rgb_and_has_a_licence():
+    loaded = 0
     for name, photo in PHOTOS.items():
-        img = load_photo(name)
-        assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3 and min(img.shape[:2]) >= 256
         assert photo.licence and photo.credit
-    used = [p for split in SPLITS.values() for p in split]
-    assert sorted(used) == sorted(PHOTOS)
+        if not photo_path(name).is_file():
+            with pytest.raises(MissingPhotos, match="apt-get install -y|pip install"):
+                load_photo(name)
+            continue
+        img = load_photo(name, max_side=512)
+        assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3 and min(img.shape[:2]) >= 256
+        loaded += 1
+    assert loaded >= 8  # at least the scikit-image and matplotlib photos (the benchmark extra)
+    used = {p for split in SPLITS.values() for p in split}
+    assert used == set(PHOTOS)
+    assert DEBIAN_PACKAGES == sorted({p.package[len("debian:"):] for p in PHOTOS.values()
+                                      if p.package.startswith("debian:")})
 
 
-def test_splits_are_disjoint_by_photo():
-    a, b, test = (set(SPLITS[k]) for k in ("trainA", "trainB", "test"))
-    assert not a & b and not a & test and not b & test
-    assert a and b and test
+def test_a_missing_photo_package_is_named_in_one_line(monkeypatch, tmp_path, capsys):
+    real = photo_path
+    monkeypatch.setattr(photo2sketch, "photo_path",
+                        lambda n: tmp_path / "gone.jpg" if PHOTOS[n].package.startswith("debian:") else real(n))
+    with pytest.raises(MissingPhotos) as e:
+        check_photos(["grace_hopper", "wine", "DarkestHour"])
+    msg = str(e.value)
+    assert "\n" not in msg and "2 photos" in msg
+    assert "apt-get install -y lomiri-wallpapers-16.04 plasma-workspace-wallpapers" in msg
+    check_photos(["grace_hopper", "chelsea"])  # Python-package photos are still there
+    assert main(["build", "--photos", "wide", "--out", str(tmp_path / "data")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and "apt-get install -y" in err
+    assert not (tmp_path / "data").exists()  # nothing half-written
+
+
+def test_splits_are_disjoint_by_photo_and_the_held_out_photos_cover_each_kind():
+    test, held = set(SPLITS["test"]), set(SPLITS["heldout"])
+    for a, b in (("trainA", "trainB"), ("wideA", "wideB")):
+        a, b = set(SPLITS[a]), set(SPLITS[b])
+        assert a and b and not a & b and not (a | b) & test
+        assert not a & held  # no held-out photo is a domain-A training photo
+    assert not set(SPLITS["wideB"]) & held
+    assert set(SPLITS["trainB"]) & held == {"grace_hopper"}  # the shipped model saw its sketch (documented)
+    assert test <= held
+    kinds = {PHOTOS[n].kind for n in held}
+    for kind in ("portrait", "animal", "building", "landscape", "food", "indoor", "low light"):
+        assert any(k.startswith(kind) for k in kinds), kind
 
 
 def step_image() -> np.ndarray:
@@ -127,9 +167,25 @@ def test_build_is_deterministic_with_disjoint_splits_and_ground_truth(tmp_path, 
     assert size == (task.train_tile, task.train_tile)
 
 
-def test_cli_writes_examples(tmp_path, capsys):
+@needs_all_photos
+def test_cli_writes_the_held_out_examples_and_the_training_strip(tmp_path, capsys):
     assert main(["examples", "--out", str(tmp_path)]) == 0
-    for photo in SPLITS["test"]:
+    assert sorted(p.stem for p in (tmp_path / "photo").iterdir()) == sorted(SPLITS["heldout"])
+    for photo in SPLITS["heldout"]:
         a = np.asarray(Image.open(tmp_path / "photo" / f"{photo}.png"))
         b = np.asarray(Image.open(tmp_path / "sketch" / f"{photo}.png"))
         assert np.array_equal(b, sketch(a))
+    strip = tmp_path / "strip"
+    assert main(["strip", "--out", str(strip)]) == 0
+    files = sorted(p.name for p in strip.iterdir())
+    photos = [f for f in files if f.startswith("photo_")]
+    sketches = [f for f in files if f.startswith("sketch_")]
+    assert len(photos) == len(SPLITS["trainA"]) and len(sketches) == len(SPLITS["trainB"])
+    # From the training splits only, small.
+    assert all(f.split("_", 2)[2][:-4] in SPLITS["trainA"] for f in photos)
+    assert all(f.split("_", 2)[2][:-4] in SPLITS["trainB"] for f in sketches)
+    assert all(min(Image.open(strip / f).size) == 96 and (strip / f).stat().st_size < 30_000 for f in files)
+    # The shipped strip is what the command writes.
+    shipped = Path(__file__).resolve().parents[1] / "models" / "photo2sketch" / "training_examples"
+    if shipped.is_dir():
+        assert sorted(p.name for p in shipped.glob("*.jpg")) == files

@@ -191,6 +191,19 @@ def test_colliding_inputs_get_distinct_outputs(resnet_dir, tmp_path, capsys):
     assert Image.open(tmp_path / "out" / "cat_jpg.png").tobytes() != Image.open(tmp_path / "out" / "cat_png.png").tobytes()
 
 
+def test_same_names_from_two_folders_and_case_only_differences_are_numbered(resnet_dir, tmp_path, capsys):
+    for folder, name, seed in (("a", "cat.png", 1), ("b", "cat.png", 2), ("a", "Dog.png", 3), ("a", "dog.png", 4)):
+        (tmp_path / folder).mkdir(exist_ok=True)
+        rand_image(40, 30, seed=seed).save(tmp_path / folder / name)
+    files = [str(tmp_path / p) for p in ("a/cat.png", "b/cat.png", "a/Dog.png", "a/dog.png")]
+    rc = translate_main(["--model", str(resnet_dir), *files, "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc == 0 and "note: 4 input(s) share an output name" in err
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == ["Dog_png-3.png", "cat_png-1.png", "cat_png-2.png", "dog_png-4.png"]
+    assert len({(tmp_path / "out" / n).read_bytes() for n in names}) == 4
+
+
 def test_panel_suffixes_cannot_collide_with_another_input(resnet_dir, tmp_path):
     src = tmp_path / "in"
     src.mkdir()
@@ -297,3 +310,79 @@ def test_option_and_output_mistakes_are_one_line(resnet_dir, tmp_path, capsys):
         with pytest.raises(SystemExit) as exit_:
             translate_main(["--model", str(resnet_dir), *bad, str(tmp_path / "cat.jpg"), "--out", str(tmp_path / "o")])
         assert exit_.value.code == 2 and bad[0] in capsys.readouterr().err
+
+
+# -- hostile inputs: one sentence each, nothing written where it should not be ------------------------------------
+def stderr_messages(err: str) -> list[str]:
+    """The message lines of stderr, without tqdm's progress bars (which redraw with carriage returns)."""
+    lines = [line.split("\r")[-1].strip() for line in err.splitlines()]
+    return [line for line in lines if line and "img/s" not in line and "?img" not in line]
+
+
+def test_every_message_is_one_sentence_with_one_full_stop(resnet_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("CYCLEGAN_MODEL", raising=False)
+    rand_image(40, 30).save(tmp_path / "cat.jpg")
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "text.png").write_text("not an image")
+    runs = [[str(tmp_path / "cat.jpg"), "--out", str(tmp_path / "o")],                          # no model
+            ["--model", str(tmp_path / "nosuch"), str(tmp_path / "cat.jpg"), "--out", str(tmp_path / "o")],
+            ["--model", str(resnet_dir), str(tmp_path / "empty.png"), str(tmp_path / "text.png"),
+             str(tmp_path / "gone.png"), str(tmp_path / "cat.jpg"), "--out", str(tmp_path / "o")],
+            ["--model", str(resnet_dir), str(tmp_path / "cat.jpg"), "--out", str(tmp_path / "o")]]  # exists now
+    seen = []
+    for argv in runs:
+        translate_main(argv)
+        seen += stderr_messages(capsys.readouterr().err)
+    assert len(seen) >= 8, seen
+    for line in seen:
+        if line.startswith(("A -> B", "horse -> zebra")):                   # the model line is a heading
+            continue
+        assert line.endswith(".") and not line.endswith("..") and not line.endswith("?."), line
+
+
+def test_an_output_folder_that_cannot_be_created_is_refused_before_loading(resnet_dir, tmp_path, capsys,
+                                                                            monkeypatch):
+    rand_image(40, 30).save(tmp_path / "cat.jpg")
+    (tmp_path / "notes.txt").write_text("a user's file")
+    monkeypatch.setattr("cyclegan.translate.load_model", lambda spec: pytest.fail("the model was loaded"))
+    rc = translate_main(["--model", str(resnet_dir), str(tmp_path / "cat.jpg"), "--out",
+                         str(tmp_path / "notes.txt" / "out")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "notes.txt is a file, so the folder cannot be created there." in err, err
+    monkeypatch.chdir(tmp_path)
+    rc = translate_main(["--model", str(resnet_dir), "cat.jpg", "--out", ""])    # not "the current folder"
+    assert rc == 2 and "--out is empty" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cat.jpg", "notes.txt"]
+    real_access = os.access
+    monkeypatch.setattr("cyclegan.cli.os.access",
+                        lambda p, mode: False if str(p) == str(tmp_path) else real_access(p, mode))
+    rc = translate_main(["--model", str(resnet_dir), "cat.jpg", "--out", str(tmp_path / "new")])
+    assert rc == 2 and f"cannot write in {tmp_path}" in capsys.readouterr().err
+
+
+def test_an_output_that_cannot_be_written_names_the_output_not_the_input(resnet_dir, tmp_path, capsys):
+    rand_image(40, 30).save(tmp_path / "cat.jpg")
+    (tmp_path / "o" / "cat.png").mkdir(parents=True)                    # a folder where the output file goes
+    rc = translate_main(["--model", str(resnet_dir), str(tmp_path / "cat.jpg"), "--out", str(tmp_path / "o"),
+                         "--overwrite"])
+    err = capsys.readouterr().err
+    assert rc == 1 and f"could not write {tmp_path / 'o' / 'cat.png'}" in err, err
+    assert "failed (IsADirectoryError" not in err
+
+
+def test_ctrl_c_while_starting_up_is_one_line(resnet_dir, tmp_path):
+    """Ctrl-C while torch is being imported or the model loads: one line and the signal's exit status, no
+    traceback (the old entry point printed the KeyboardInterrupt's traceback from inside an import)."""
+    import signal
+    import time
+    rand_image(40, 30).save(tmp_path / "cat.jpg")
+    p = subprocess.Popen([sys.executable, "-m", "cyclegan.translate", "--model", str(resnet_dir),
+                          str(tmp_path / "cat.jpg"), "--out", str(tmp_path / "o")], cwd=ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    time.sleep(0.3)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert "Traceback" not in err and "interrupted (Ctrl-C)" in err, err
+    assert p.returncode in (-signal.SIGINT, 130), p.returncode
+    assert not (tmp_path / "o").exists()
