@@ -4,7 +4,9 @@ Imports nothing heavy (no torch), so a tool can call `quiet_interrupts()` before
 """
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
 INTERRUPTED = 130   # the shell's status for a process stopped by Ctrl-C (128 + SIGINT)
 
@@ -20,6 +22,24 @@ def fail(message: object, status: int, prefix: str = "error: ") -> int:
     """Prints `message` on stderr as one sentence (after `prefix`) and returns `status`, for `return fail(...)`."""
     print(f"{prefix}{sentence(message)}", file=sys.stderr)
     return status
+
+
+def out_folder_problem(out: str, option: str = "--out") -> str | None:
+    """Why the folder `out` cannot receive outputs (empty, a file, under a file, not writable), checked before
+    the model loads; None when it can (missing folders are created when the first output is written)."""
+    if not out.strip():
+        return f"{option} is empty: name an output folder (it is created if missing)"
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        return f"{option} {out} is a file, not a folder: name a folder (it is created if missing)"
+    parent = path
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"{option} {out}: {parent} is a file, so the folder cannot be created there"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"{option} {out}: cannot write in {parent} (no permission, or a read-only file system)"
+    return None
 
 
 def quiet_interrupts(tool: str) -> None:

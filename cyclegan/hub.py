@@ -12,11 +12,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
 
+if __name__ == "__main__":  # before torch is imported: Ctrl-C at any point ends with one line
+    from .cli import quiet_interrupts
+    quiet_interrupts("python -m cyclegan.hub")
+
 from .card import LOSSES_FILE, SAMPLES_FILE, model_card, write_card
+from .cli import fail, out_folder_problem, sentence
 
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
 # What a pull copies: never a pickle (.bin, .pt, .pth, .ckpt) or code.
@@ -24,7 +30,14 @@ PULL_PATTERNS = [CONFIG, WEIGHTS, "README.md", "*.png", "run.json"]
 
 
 class HubPublishError(RuntimeError):
-    """An upload failed; the message says why and how to retry. The local files are untouched."""
+    """An upload failed; the message (one sentence) says why and how to retry. The local files are untouched."""
+
+    def __init__(self, message: str):
+        super().__init__(sentence(message))
+
+
+class PullError(ValueError):
+    """A pull that would write over files or cannot write its output folder; nothing was written."""
 
 
 def _model_dir(path: Path) -> Path:
@@ -37,23 +50,28 @@ def _model_dir(path: Path) -> Path:
                           f"({CONFIG} + {WEIGHTS})")
 
 
-def check_model_folder(model_dir: Path):
-    """Loads the folder strictly (as `from_pretrained` will); returns (config, number of parameters)."""
-    from safetensors.torch import load_file
+def check_model_folder(model_dir: Path) -> tuple[dict, int]:
+    """Loads the folder as every user of the published repo will (`cyclegan.loading.load_model`: size limits,
+    config checked, strict safetensors loading); returns (config as a dict, number of parameters). Raises
+    HubPublishError with the loader's one-line reason."""
+    from .loading import ModelLoadError, load_model
 
-    from .model import CycleGAN, _init_arg_names
-
-    weights = model_dir / WEIGHTS
-    if not weights.is_file():
-        raise HubPublishError(f"{weights} is missing: nothing to publish")
     try:
-        config = json.loads((model_dir / CONFIG).read_text())
-        model = CycleGAN(**{k: v for k, v in config.items() if k in _init_arg_names()})
-        state = load_file(str(weights))
-        model.load_weights(state)
-    except (ValueError, TypeError, OSError) as e:
-        raise HubPublishError(f"{model_dir} is not a loadable CycleGAN model: {e}") from None
-    return config, sum(t.numel() for t in state.values())
+        model = load_model(str(model_dir))
+    except ModelLoadError as e:
+        raise HubPublishError(f"{model_dir} is not a loadable CycleGAN model, nothing to publish: {e}") from None
+    return model.config.to_dict(), sum(t.numel() for t in model.state_dict().values())
+
+
+def check_repo_id(repo_id: str, what: str = "Hub repo") -> str:
+    """`repo_id` if it is a well-formed `user/name`, else HubPublishError (before any request)."""
+    from .loading import REPO_ID
+
+    if not REPO_ID.fullmatch(repo_id or "") or ".." in repo_id or "--" in repo_id or repo_id.endswith("."):
+        example = "user/my-space" if what == "Space" else "user/my-model"
+        raise HubPublishError(f"{repo_id!r} is not a {what} id like {example!r} (letters, digits, '-', '_' and '.', "
+                              f"one slash)")
+    return repo_id
 
 
 def prepare(path: str | Path, repo_id: str | None, app_url: str | None = None) -> tuple[Path, list[Path]]:
@@ -112,9 +130,12 @@ def commit_files(repo_id: str, files: dict[str, Path | bytes], *, retry: str, in
     untouched) and the command that retries (`retry`). Binary files go through LFS/Xet as the Hub decides."""
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, constants, get_token
 
+    if constants.HF_HUB_OFFLINE:
+        raise HubPublishError(f"HF_HUB_OFFLINE is set, so nothing can be uploaded. {intact} Unset HF_HUB_OFFLINE and "
+                              f"retry with `{retry}`")
     if token is None and get_token() is None:
-        raise HubPublishError(f"no Hugging Face token: log in with `hf auth login` or set HF_TOKEN, then retry: "
-                              f"{retry}")
+        raise HubPublishError(f"no Hugging Face token: log in with `hf auth login` or set HF_TOKEN, then retry with "
+                              f"`{retry}`")
     try:
         api = HfApi(token=token)
         url = api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True, space_sdk=space_sdk)
@@ -129,7 +150,7 @@ def commit_files(repo_id: str, files: dict[str, Path | bytes], *, retry: str, in
         info = api.create_commit(url.repo_id, ops, repo_type=repo_type, commit_message=commit_message)
     except Exception as e:  # noqa: BLE001 - every client error becomes one line and a retry command
         raise HubPublishError(f"upload to {repo_id} at {constants.ENDPOINT} failed: {type(e).__name__}: "
-                              f"{short_reason(e)}\n{intact} Retry with: {retry}") from e
+                              f"{short_reason(e).rstrip('. ')}. {intact} Retry with `{retry}`") from e
     return url, info.oid
 
 
@@ -137,6 +158,7 @@ def push(path: str | Path, repo_id: str, *, private: bool = False, token: str | 
          commit_message: str | None = None, app_url: str | None = None) -> tuple[str, str]:
     """Publishes a run or model folder in one commit. Returns (repo url, commit id)."""
     path = Path(path)
+    check_repo_id(repo_id)
     retry = f"python -m cyclegan.hub push {path} {repo_id}" + (" --private" if private else "")
     model_dir, files = prepare(path, repo_id, app_url)
     url, oid = commit_files(repo_id, {f.name: f for f in files}, retry=retry, private=private, token=token,
@@ -152,27 +174,55 @@ def publish_run(run_dir: str | Path, repo_id: str, private: bool = False, token:
     return f"{url} (commit {commit[:12]})"
 
 
-def pull(repo_or_dir: str, out: str | Path, revision: str | None = None, token: str | None = None) -> Path:
-    """Copies a published model into OUT after loading it strictly (cyclegan.loading.load_model: a missing path,
-    a repo without model.safetensors or over the size limit, or a hostile config is refused before the weights
-    are downloaded; Hub errors are one line)."""
-    from .loading import load_model
+def pull(repo_or_dir: str, out: str | Path, revision: str | None = None, token: str | None = None,
+         overwrite: bool = False) -> Path:
+    """Copies a published model (config.json, model.safetensors, its card, PNGs and run.json; never a pickle)
+    into OUT after loading it strictly (cyclegan.loading.load_model: a missing path, a repo without
+    model.safetensors or over the size limit, or a hostile config is refused before the weights are downloaded;
+    Hub errors are one line). With HF_HUB_OFFLINE=1 a repo already in the Hub cache is copied from there.
+
+    Raises PullError before anything is written when OUT cannot be written, is the model folder itself, or
+    holds different files of the same names (unless `overwrite`); ModelLoadError (a ValueError) for the model."""
+    from .loading import hub_error, load_model
 
     out = Path(out)
-    spec = f"{repo_or_dir}@{revision}" if revision and not Path(repo_or_dir).is_dir() else repo_or_dir
+    local = Path(repo_or_dir).is_dir()
+    problem = out_folder_problem(str(out))
+    if problem is None and local and out.is_dir() and out.resolve() == Path(repo_or_dir).resolve():
+        problem = f"--out {out} is the model folder itself: name another folder"
+    if problem:
+        raise PullError(problem)
+    spec = f"{repo_or_dir}@{revision}" if revision and not local else repo_or_dir
     model = load_model(spec, token=token)
-    out.mkdir(parents=True, exist_ok=True)
-    if Path(repo_or_dir).is_dir():
-        import fnmatch
-        for f in Path(repo_or_dir).iterdir():
-            if f.is_file() and any(fnmatch.fnmatch(f.name, p) for p in PULL_PATTERNS):
-                shutil.copyfile(f, out / f.name)
+    if local:
+        source = Path(repo_or_dir)
     else:
         from huggingface_hub import snapshot_download
-        snapshot_download(repo_or_dir, revision=revision, token=token, local_dir=str(out),
-                          allow_patterns=PULL_PATTERNS)
+        try:  # into huggingface_hub's cache first (offline: from it), then copied like a local folder
+            source = Path(snapshot_download(repo_or_dir, revision=revision, token=token,
+                                            allow_patterns=PULL_PATTERNS))
+        except Exception as e:  # noqa: BLE001 - every client error becomes one line
+            raise hub_error(e, spec) from None
+    import fnmatch
+    files = sorted(f for f in source.iterdir() if f.is_file() and any(fnmatch.fnmatch(f.name, p) for p in PULL_PATTERNS))
+    clash = [out / f.name for f in files if (out / f.name).exists() and not _same_bytes(f, out / f.name)]
+    if clash and not overwrite:
+        listed = ", ".join(str(p) for p in clash[:4]) + (" ..." if len(clash) > 4 else "")
+        raise PullError(f"{out} already holds different files of the same names ({listed}): pass --overwrite to "
+                        f"replace them, or choose another --out. Nothing was written")
+    out.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        staging = out / f".{f.name}.partial"
+        shutil.copyfile(f, staging)          # whole or not at all: renamed into place once complete
+        os.replace(staging, out / f.name)
     print(f"{model.direction_label('AtoB')} / {model.direction_label('BtoA')} from {model.source} -> {out}")
     return out
+
+
+def _same_bytes(a: Path, b: Path) -> bool:
+    if not b.is_file() or a.stat().st_size != b.stat().st_size:
+        return False
+    return a.read_bytes() == b.read_bytes()
 
 
 def main(argv=None) -> int:
@@ -189,21 +239,20 @@ def main(argv=None) -> int:
     s.add_argument("repo", metavar="REPO_OR_DIR")
     s.add_argument("--out", required=True, help="folder to write config.json, model.safetensors and the card to")
     s.add_argument("--revision", default=None, help="branch, tag or commit (default: main)")
+    s.add_argument("--overwrite", action="store_true", help="replace files in --out that differ from the model's")
     args = p.parse_args(argv)
     if args.cmd == "push":
         try:
             url, commit = push(args.path, args.repo_id, private=args.private, commit_message=args.message,
                                app_url=args.app_url)
         except HubPublishError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 4
+            return fail(e, 4)
         print(f"published {args.path} to {url} (commit {commit})")
         return 0
     try:
-        pull(args.repo, args.out, revision=args.revision)
+        pull(args.repo, args.out, revision=args.revision, overwrite=args.overwrite)
     except (OSError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return fail(e, 2)
     return 0
 
 

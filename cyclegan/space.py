@@ -24,7 +24,12 @@ import re
 import sys
 from pathlib import Path
 
-from .hub import CONFIG, WEIGHTS, HubPublishError, check_model_folder, commit_files
+if __name__ == "__main__":  # before torch is imported: Ctrl-C at any point ends with one line
+    from .cli import quiet_interrupts
+    quiet_interrupts("python -m cyclegan.space")
+
+from .cli import fail
+from .hub import CONFIG, WEIGHTS, HubPublishError, check_model_folder, check_repo_id, commit_files
 
 ROOT = Path(__file__).resolve().parents[1]
 # What a Space needs, as huggingface_hub patterns (fnmatch; `*` crosses folders).
@@ -136,13 +141,17 @@ def deploy(space_id: str, *, root: str | Path = ROOT, private: bool = False, tok
              + (f" --model-box {model_box}" if model_box else "") + (" --publish-models" if publish else ""))
     if model_box is not None and model_box not in MODEL_BOX_MODES:
         raise HubPublishError(f"--model-box {model_box!r}: use one of {', '.join(MODEL_BOX_MODES)}")
-    if not re.fullmatch(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*", space_id):
-        raise HubPublishError(f"{space_id!r} is not a Space id like 'user/my-space'")
+    check_repo_id(space_id, "Space")
     for need in ("app.py", "requirements.txt", "cyclegan/__init__.py", "README.md"):
         if not (root / need).is_file():
-            raise HubPublishError(f"{root / need} is missing: run this from a checkout of the CycleGAN app")
+            raise HubPublishError(f"{root / need} is missing: run this from a checkout of the CycleGAN app (or "
+                                  f"name one with --root)")
     files: dict[str, Path | bytes] = dict(space_files(root))
-    readme = (root / "README.md").read_text(encoding="utf-8")
+    try:
+        readme = (root / "README.md").read_text(encoding="utf-8")
+    except (UnicodeDecodeError, OSError) as e:
+        raise HubPublishError(f"{root / 'README.md'} cannot be read as UTF-8 text ({e}); the Space's README must be "
+                              f"UTF-8") from None
     if dry_run:
         for name, path in files.items():
             print(f"{path.stat().st_size:>12,d}  {name}")
@@ -191,8 +200,7 @@ def main(argv=None) -> int:
         url = deploy(args.space_id, root=args.root, private=args.private, model_box=args.model_box,
                      publish=args.publish_models, dry_run=args.dry_run, commit_message=args.message)
     except HubPublishError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 4
+        return fail(e, 4)
     if url:
         print(f"Space deployed: {url}" + (f" (model box: {args.model_box})" if args.model_box else ""))
     return 0

@@ -42,7 +42,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from .cli import INTERRUPTED, sentence
+from .cli import INTERRUPTED, out_folder_problem, sentence
 from .explain import DEFAULT_MAX_SIDE, explain_steps
 from .images import DEFAULT_MAX_PIXELS, ImageError, ImageTooLarge, list_images
 from .loading import load_model
@@ -168,24 +168,6 @@ class OutputError(OSError):
     def __init__(self, target: Path, cause: OSError):
         super().__init__(cause.errno, f"could not write {target} ({cause.strerror or cause}): check that --out is "
                                       f"writable and has free space")
-
-
-def out_folder_problem(out: str) -> str | None:
-    """Why the folder `out` cannot receive outputs (empty, a file, under a file, not writable), checked before
-    the model loads; None when it can (missing folders are created when the first output is written)."""
-    if not out.strip():
-        return "--out is empty: name an output folder (it is created if missing)"
-    path = Path(out)
-    if path.exists() and not path.is_dir():
-        return f"--out {out} is a file, not a folder: name a folder (it is created if missing)"
-    parent = path
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        return f"--out {out}: {parent} is a file, so the folder cannot be created there"
-    if not os.access(parent, os.W_OK | os.X_OK):
-        return f"--out {out}: cannot write in {parent} (no permission, or a read-only file system)"
-    return None
 
 
 def is_out_of_memory(e: BaseException) -> bool:

@@ -129,7 +129,7 @@ def test_failed_push_leaves_the_run_intact_and_the_retry_succeeds(hub_server, sm
                   env=hub_server.client_env(tmp_path))
     assert r.returncode == 4, r.stderr[-3000:]
     assert "500" in r.stderr and "Internal Error" in r.stderr, r.stderr[-2000:]
-    assert f"Retry with: python -m cyclegan.hub push {run} {repo_id}" in r.stderr
+    assert f"Retry with `python -m cyclegan.hub push {run} {repo_id}`." in r.stderr
     assert "model.safetensors" not in hub_server.files(repo_id)
     for f in ["checkpoint.safetensors", "run.json", "losses.csv", "model/config.json", "model/model.safetensors"]:
         assert (run / f).is_file(), f
@@ -239,3 +239,64 @@ def test_detached_server_listens_before_the_command_returns(tmp_path):
         assert e.value.code == 401
     finally:
         os.kill(pid, signal.SIGTERM)
+
+
+# -- hostile inputs: one line each, nothing written over ---------------------------------------------------------
+@pytest.fixture
+def tiny_model(tmp_path) -> Path:
+    from cyclegan import CycleGAN
+    CycleGAN(ngf=4, n_blocks=1, name_A="horse", name_B="zebra").save_pretrained(tmp_path / "tiny")
+    return tmp_path / "tiny"
+
+
+def one_sentence(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].endswith(".") and not lines[0].endswith(".."), err
+    return lines[0]
+
+
+def test_push_refuses_a_truncated_weights_file_and_a_bad_repo_id_in_one_line(tiny_model, capsys):
+    from cyclegan.hub import main as hub_main
+    weights = tiny_model / "model.safetensors"
+    good = weights.read_bytes()
+    weights.write_bytes(good[:1000])             # the old check let safetensors' own error out as a traceback
+    assert hub_main(["push", str(tiny_model), "test-user/x"]) == 4
+    assert "is not a loadable CycleGAN model" in one_sentence(capsys.readouterr().err)
+    weights.write_bytes(good)
+    assert hub_main(["push", str(tiny_model), "not a repo"]) == 4   # refused before any request
+    assert "'not a repo' is not a Hub repo id" in one_sentence(capsys.readouterr().err)
+
+
+def test_pull_never_writes_over_a_users_files(tiny_model, tmp_path, capsys):
+    from cyclegan.hub import main as hub_main
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.json").write_text('{"my": "own config"}')
+    assert hub_main(["pull", str(tiny_model), "--out", str(mine)]) == 2
+    assert "already holds different files" in one_sentence(capsys.readouterr().err)
+    assert (mine / "config.json").read_text() == '{"my": "own config"}' and len(list(mine.iterdir())) == 1
+    assert hub_main(["pull", str(tiny_model), "--out", str(mine), "--overwrite"]) == 0
+    assert (mine / "config.json").read_bytes() == (tiny_model / "config.json").read_bytes()
+    capsys.readouterr()
+    before = digest(tiny_model)
+    assert hub_main(["pull", str(tiny_model), "--out", str(tiny_model)]) == 2   # the old pull raised SameFileError
+    assert "is the model folder itself" in one_sentence(capsys.readouterr().err)
+    assert hub_main(["pull", str(tiny_model), "--out", str(mine / "config.json")]) == 2
+    assert "is a file, not a folder" in one_sentence(capsys.readouterr().err)
+    assert digest(tiny_model) == before
+
+
+def test_pull_offline_copies_from_the_hub_cache_and_push_offline_says_so(hub_server, tiny_model, tmp_path):  # noqa: F811
+    r = client(hub_server, tmp_path, ["-m", "cyclegan.hub", "push", str(tiny_model), "test-user/cached"])
+    assert r.returncode == 0, r.stderr
+    r = client(hub_server, tmp_path, ["-m", "cyclegan.hub", "pull", "test-user/cached", "--out", str(tmp_path / "a")])
+    assert r.returncode == 0, r.stderr
+    offline = {**hub_server.client_env(tmp_path), "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, **offline, "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([sys.executable, "-m", "cyclegan.hub", "pull", "test-user/cached", "--out", str(tmp_path / "b")],
+                       capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr                # the old pull: "Cannot find an appropriate cached snapshot"
+    assert digest(tmp_path / "b") == digest(tmp_path / "a")
+    r = subprocess.run([sys.executable, "-m", "cyclegan.hub", "push", str(tiny_model), "test-user/cached"],
+                       capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert r.returncode == 4 and "HF_HUB_OFFLINE is set" in one_sentence(r.stderr)

@@ -114,8 +114,8 @@ def test_publish_models_failed_upload_retry_and_redeploy(hub_server, tmp_path): 
     hub_server.fail("POST", r"^/api/spaces/test-user/demo2/commit/", times=1)
     r = deploy(hub_server, tmp_path, "test-user/demo2", "--root", str(root), "--publish-models", "--private")
     assert r.returncode == 4, r.stdout + r.stderr
-    assert "Nothing in your working tree was changed. Retry with: python -m cyclegan.space deploy test-user/demo2 " \
-           "--private --publish-models" in r.stderr
+    assert "Nothing in your working tree was changed. Retry with `python -m cyclegan.space deploy test-user/demo2 " \
+           "--private --publish-models`." in r.stderr
     assert "500" in r.stderr and r.stderr.count("\n") <= 2
     assert digest(root) == before
 
@@ -170,3 +170,32 @@ def test_this_readme_is_a_valid_space_card():
     meta = card_metadata(readme_for_space(text, ["test-user/cyclegan-photo2sketch"]))
     assert meta["sdk"] == "gradio" and meta["app_file"] == "app.py" and meta["models"] == ["test-user/cyclegan-photo2sketch"]
     assert validate_card_metadata(readme_for_space(text, ["test-user/x"])) == []
+
+
+def test_a_broken_model_folder_or_readme_is_one_line_before_any_upload(tmp_path, capsys, monkeypatch):
+    """A truncated weights file under models/ (with --publish-models) and a README that is not UTF-8 were raw
+    tracebacks (SafetensorError, UnicodeDecodeError); both are refused before anything is uploaded."""
+    from cyclegan import CycleGAN
+    from cyclegan.space import main as space_main
+    root = tmp_path / "app"
+    (root / "cyclegan").mkdir(parents=True)
+    for name in ("app.py", "requirements.txt", "cyclegan/__init__.py"):
+        (root / name).write_text("")
+    (root / "README.md").write_text("---\nsdk: gradio\n---\n")
+    CycleGAN(ngf=4, n_blocks=1).save_pretrained(root / "models" / "m")
+    weights = root / "models" / "m" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    monkeypatch.setenv("HF_TOKEN", "x")
+    monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", "http://127.0.0.1:9")  # nothing may be sent anywhere
+    assert space_main(["deploy", "test-user/s", "--root", str(root), "--publish-models"]) == 4
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.endswith("is not a loadable CycleGAN model, nothing to publish: could not "
+                                              "load " + str(root / "models" / "m") + ": " + str(weights) +
+                                              " is not a readable safetensors file: Error while deserializing "
+                                              "header: invalid header length."), err
+    (root / "README.md").write_bytes(b"\xff\xfe not utf-8")
+    assert space_main(["deploy", "test-user/s", "--root", str(root), "--dry-run"]) == 4
+    err = capsys.readouterr().err.strip()
+    assert "cannot be read as UTF-8 text" in err and "\n" not in err and err.endswith("."), err
+    assert space_main(["deploy", "bad id", "--root", str(root)]) == 4
+    assert "'bad id' is not a Space id like 'user/my-space'" in capsys.readouterr().err

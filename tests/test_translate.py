@@ -354,7 +354,7 @@ def test_an_output_folder_that_cannot_be_created_is_refused_before_loading(resne
     assert rc == 2 and "--out is empty" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cat.jpg", "notes.txt"]
     real_access = os.access
-    monkeypatch.setattr("cyclegan.translate.os.access",
+    monkeypatch.setattr("cyclegan.cli.os.access",
                         lambda p, mode: False if str(p) == str(tmp_path) else real_access(p, mode))
     rc = translate_main(["--model", str(resnet_dir), "cat.jpg", "--out", str(tmp_path / "new")])
     assert rc == 2 and f"cannot write in {tmp_path}" in capsys.readouterr().err
