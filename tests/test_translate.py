@@ -149,7 +149,8 @@ def test_any_error_on_one_input_is_one_line_and_the_batch_goes_on(resnet_dir, tm
 
 def test_a_real_allocation_failure_under_ulimit(resnet_dir, tmp_path):
     """The issue's reproduction: a 4000x3000 photo between two small ones, with --max-side 0, in a process whose
-    address space is capped (as `ulimit -v` does) a little above what the small images need."""
+    address space is capped (as `ulimit -v` does) a little above what the small images need. --tile 0: the whole
+    image in one pass (tiled inference, the default for large photos, would fit)."""
     rand_image(64, 64).save(tmp_path / "small.jpg")
     big = (np.random.default_rng(1).integers(0, 255, (3000, 4000, 3), dtype=np.uint8))
     Image.fromarray(big).save(tmp_path / "big.jpg", quality=70)
@@ -160,7 +161,7 @@ def test_a_real_allocation_failure_under_ulimit(resnet_dir, tmp_path):
         "main(['--model', sys.argv[1], '--max-side', '0', '--threads', '1', sys.argv[2], '--out', sys.argv[3]])\n"
         "vm = int(open('/proc/self/status').read().split('VmPeak:')[1].split()[0]) * 1024\n"
         "resource.setrlimit(resource.RLIMIT_AS, (vm + 600 * 2**20, resource.RLIM_INFINITY))\n"
-        "sys.exit(main(['--model', sys.argv[1], '--max-side', '0', '--threads', '1', *sys.argv[4:],"
+        "sys.exit(main(['--model', sys.argv[1], '--max-side', '0', '--tile', '0', '--threads', '1', *sys.argv[4:],"
         " '--out', sys.argv[3] + '2']))\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
     r = subprocess.run([sys.executable, "-c", script, str(resnet_dir), str(tmp_path / "small.jpg"),
