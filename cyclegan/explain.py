@@ -30,7 +30,7 @@ from typing import Iterator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+import torch.nn.functional as nnf
 from PIL import Image
 
 from .images import DEFAULT_MAX_PIXELS, ImageError, load_rgb, pil_to_tensor, tensor_to_uint8
@@ -82,9 +82,9 @@ def pad_canvas(x: torch.Tensor, multiple: int = MULTIPLE, min_side: int = MIN_SI
     th = math.ceil(max(h, min_side) / multiple) * multiple
     tw = math.ceil(max(w, min_side) / multiple) * multiple
     if tw > w:
-        x = F.pad(x, (0, tw - w, 0, 0), mode="reflect" if tw - w < w else "replicate")
+        x = nnf.pad(x, (0, tw - w, 0, 0), mode="reflect" if tw - w < w else "replicate")
     if th > h:
-        x = F.pad(x, (0, 0, 0, th - h), mode="reflect" if th - h < h else "replicate")
+        x = nnf.pad(x, (0, 0, 0, th - h), mode="reflect" if th - h < h else "replicate")
     return x
 
 
@@ -134,7 +134,7 @@ def explain_steps(model: CycleGAN, image, direction: str = "AtoB", *, noise: flo
     (MemoryError, torch.OutOfMemoryError) is the caller's to report."""
     direction = check_direction(direction)
     img, original_size = load_input(image, max_side, max_pixels)
-    G, Fb = model.generators(direction)
+    G, F = model.generators(direction)
     D = model.discriminator_of_target(direction)
     device = _model_device(model)
     w, h = img.size
@@ -158,10 +158,10 @@ def explain_steps(model: CycleGAN, image, direction: str = "AtoB", *, noise: flo
         if noise > 0:
             gen = torch.Generator(device="cpu").manual_seed(NOISE_SEED)
             n = torch.randn(yp.shape, generator=gen).to(device) * (float(noise) / 127.5)
-            rp = Fb(yp + n)
+            rp = F(yp + n)
         else:
-            rp = Fb(yp)                                     # pass 2: the reconstruction
-        ip = Fb(xp)                                         # pass 3: identity
+            rp = F(yp)                                     # pass 2: the reconstruction
+        ip = F(xp)                                         # pass 3: identity
         rec, idt = crop(rp), crop(ip)
         cycle_map = (x - rec).abs().mean(1)[0]
         idt_map = (x - idt).abs().mean(1)[0]
@@ -190,12 +190,12 @@ def explain_steps(model: CycleGAN, image, direction: str = "AtoB", *, noise: flo
             "noise_grey_levels": float(noise),
         }
         if noise > 0:
-            numbers["cycle_l1_without_noise"] = (x - crop(Fb(yp))).abs().mean().item()
+            numbers["cycle_l1_without_noise"] = (x - crop(F(yp))).abs().mean().item()
         if scores is not None:
             numbers["lsgan"] = lsgan(scores.float(), True).item()   # unweighted: mean (D(G(x)) - 1)^2
             numbers["gan_term"] = terms[gan_name]
             numbers["mean_realness"] = scores.mean().item()
-            up = F.interpolate(scores, size=yp.shape[-2:], mode="bilinear", align_corners=False)
+            up = nnf.interpolate(scores, size=yp.shape[-2:], mode="bilinear", align_corners=False)
             ex.realness = crop(up)[0, 0].float().cpu().numpy()
             ex.realness_patches = scores[0, 0].float().cpu().numpy()
         numbers["generator_objective_this_image"] = sum(terms.values())

@@ -327,6 +327,7 @@ def run(model, items: list[Item], targets: list[list[Path]], args: argparse.Name
     err = sys.stderr
     full = args.reconstructions or args.heatmaps
     for item, paths in zip(tqdm(items, unit="img", dynamic_ncols=True, file=err), targets):
+        ex = None  # set before anything can fail: the handler below frees it
         try:
             ex = None
             # photos over TILED_ABOVE_MP (or any, with --tile N): tiled inference, same results, bounded memory
