@@ -363,7 +363,9 @@ INTRO = ("## CycleGAN: the cycle-consistency explorer\nDrop an image, pick a mod
 
 HIDDEN = ("If the generators hid information about x in G(x) as signals too faint to see, for F to decode, noise on "
           "G(x) would destroy it and the cycle error would jump. The numbers below give the cycle L1 with and "
-          "without the noise: see whether this model's reconstruction depends on such signals.")
+          "without the noise. Measured on the shipped photo2sketch models (default and the six ablations, "
+          "scripts/hidden_information.py): noise up to 16 grey levels changes their mean cycle L1 by at most 1%, "
+          "so they do not hide information this way (the sketch's colour wash keeps the colours in plain sight).")
 
 WHY_BOTH = ("The same recipe and budget, with part of the objective removed (models/ablation, the paper's Table "
             "4 on photo2sketch). One line under each says what to look for.")

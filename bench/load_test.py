@@ -137,8 +137,15 @@ def client_loop(url: str, stop: float, results: Results, small: list[str], big: 
                 seed: int, long_client: bool) -> None:
     from gradio_client import Client, handle_file
     rng = random.Random(seed)
-    client = Client(url, verbose=False, download_files=False)
-    while time.monotonic() < stop:
+    client = None
+    while client is None and time.monotonic() < stop:   # connecting can time out on a saturated machine
+        t0 = time.perf_counter()
+        try:
+            client = Client(url, verbose=False, download_files=False)
+        except Exception as e:
+            results.add(kind="connect (page config)", outcome="timeout" if "imeout" in type(e).__name__ else "error",
+                        seconds=time.perf_counter() - t0, at=time.monotonic())
+    while client is not None and time.monotonic() < stop:
         if long_client:
             kind, args, api = "full-resolution 12 MP", (handle_file(big), "AtoB"), "/full_resolution"
         else:
@@ -161,7 +168,7 @@ def client_loop(url: str, stop: float, results: Results, small: list[str], big: 
                 if outcome == "refused" and ("\n" in str(status) or not str(status).endswith(".")):
                     outcome = "error"
         except Exception as e:
-            outcome = classify(e)
+            outcome = "timeout" if "imeout" in type(e).__name__ else classify(e)
             if outcome == "error":
                 print(f"  {kind}: {type(e).__name__}: {str(e)[:200]}", file=sys.stderr)
         results.add(kind=kind, outcome=outcome, seconds=time.perf_counter() - t0, at=time.monotonic())
@@ -221,13 +228,14 @@ def main() -> None:
     print(f"\n{args.clients} clients for {args.seconds:g} s against app.py ({args.threads} torch threads); "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average before "
           f"{load_before[0]:.1f}, after {os.getloadavg()[0]:.1f}\n")
-    print("| request | sent | ok | refused (one line) | told busy | server errors | median s | p95 s |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| request | sent | ok | refused (one line) | told busy | client timeout | server errors | median s | p95 s |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for kind in sorted({r["kind"] for r in rows}):
         rs = [r for r in rows if r["kind"] == kind]
         secs = [r["seconds"] for r in rs if r["outcome"] in ("ok", "refused")]
-        count = {o: sum(r["outcome"] == o for r in rs) for o in ("ok", "refused", "busy", "error")}
-        print(f"| {kind} | {len(rs)} | {count['ok']} | {count['refused']} | {count['busy']} | {count['error']} | "
+        count = {o: sum(r["outcome"] == o for r in rs) for o in ("ok", "refused", "busy", "timeout", "error")}
+        print(f"| {kind} | {len(rs)} | {count['ok']} | {count['refused']} | {count['busy']} | {count['timeout']} | "
+              f"{count['error']} | "
               f"{statistics.median(secs) if secs else float('nan'):.2f} | {pct(secs, 95):.2f} |")
     p95 = pct(short, 95)
     print(f"\nshort requests (explain): median {statistics.median(short) if short else float('nan'):.2f} s, "

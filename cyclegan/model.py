@@ -270,11 +270,6 @@ def _hub_file_size(repo_id: str, filename: str, revision: str | None, token) -> 
         return None
 
 
-def _init_arg_names() -> set[str]:
-    """The config's field names (kept for cyclegan.hub until it reads CycleGANConfig directly)."""
-    return set(_CONFIG_FIELDS)
-
-
 def _no_safetensors(where: str) -> str:
     return (f"{where} has no model.safetensors. CycleGAN loads safetensors weights only and refuses pickle files "
             f"(pytorch_model.bin, .pth): they can run arbitrary code. A reference-implementation .pth can be "

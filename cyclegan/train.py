@@ -22,9 +22,9 @@ What --resume does with each option:
   - the rest belongs to this command (paths, devices, --max-steps, publishing).
 
 Failures a user can cause are one `error: ...` line and exit status 2 (bad options or data), 3 (a NaN or
-diverged loss: the last good checkpoint is kept), 4 (a failed upload: the run is intact), 130 (Ctrl-C: the
-step reached is saved). Tests inject faults through the environment variable CYCLEGAN_TEST_FAULT=STEP:KIND
-(kill, nan or sigint after STEP steps); it is not a user option.
+diverged loss: the last good checkpoint is kept), 4 (a failed upload: the run is intact), 130 or 143 (Ctrl-C or
+SIGTERM: the step reached is saved). Tests inject faults through the environment variable CYCLEGAN_TEST_FAULT=STEP:KIND
+(kill, nan, sigint or sigterm after STEP steps); it is not a user option.
 """
 from __future__ import annotations
 
@@ -534,20 +534,29 @@ def publish(run_dir: Path, args) -> int:
 
 
 class StopRequest:
-    """Ctrl-C (SIGINT) asks the loop to stop after the current step and save it; a second one stops at once."""
+    """Ctrl-C (SIGINT) or SIGTERM (docker stop, a scheduler's preemption) asks the loop to stop after the
+    current step and save it; a second one stops at once. `signum` is the signal received (0: none)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
-        self.requested = False
-        self.previous = signal.signal(signal.SIGINT, self._handle)
+        self.signum = 0
+        self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+
+    @property
+    def requested(self) -> bool:
+        return self.signum != 0
 
     def _handle(self, signum, frame):
         if self.requested:
             raise KeyboardInterrupt
-        self.requested = True
-        print("\nstopping after this step (Ctrl-C again to stop at once) ...", file=sys.stderr, flush=True)
+        self.signum = signum
+        print(f"\n{signal.Signals(signum).name}: stopping after this step (Ctrl-C again to stop at once) ...",
+              file=sys.stderr, flush=True)
 
     def restore(self) -> None:
-        signal.signal(signal.SIGINT, self.previous)
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
 
     def agreed(self, world: int, device: torch.device) -> bool:
         """True on every rank when any rank was asked to stop (so that all stop at the same step)."""
@@ -560,7 +569,7 @@ class StopRequest:
 
 def injected_fault() -> tuple[int | None, str | None]:
     """CYCLEGAN_TEST_FAULT=STEP:KIND (tests only): after STEP steps, 'kill' (SIGKILL, a crash), 'nan' (the next
-    step's loss is NaN) or 'sigint' (Ctrl-C)."""
+    step's loss is NaN), 'sigint' (Ctrl-C) or 'sigterm'."""
     spec = os.environ.get(FAULT_ENV)
     if not spec:
         return None, None
@@ -698,8 +707,8 @@ def train_loop(plan: Plan, model: CycleGAN, trainer: Trainer) -> int:
                                         f"D {losses['D_A'] + losses['D_B']:.3f}", refresh=False)
                 if args.save_every and progress.step % args.save_every == 0:
                     folder.save(trainer, progress, plan.lr_base, lr, log)
-                if fault in ("kill", "sigint") and progress.step == fault_step:
-                    os.kill(os.getpid(), signal.SIGKILL if fault == "kill" else signal.SIGINT)
+                if fault in ("kill", "sigint", "sigterm") and progress.step == fault_step:
+                    os.kill(os.getpid(), getattr(signal, fault.upper()))
                 if progress.step >= plan.max_steps or stop.agreed(plan.world, plan.device):
                     break
             if progress.step - progress.epoch_start_step >= plan.steps_per_epoch:  # the epoch ran to its end
@@ -733,9 +742,9 @@ def train_loop(plan: Plan, model: CycleGAN, trainer: Trainer) -> int:
     folder.forget_previous()
     if stop.requested:
         if is_main:
-            print(f"error: interrupted at step {progress.step}, which is saved in {folder.checkpoint_path}; continue "
-                  f"with the same command and --resume", file=sys.stderr)
-        return 130
+            print(f"error: interrupted ({signal.Signals(stop.signum).name}) at step {progress.step}, which is saved in "
+                  f"{folder.checkpoint_path}; continue with the same command and --resume", file=sys.stderr)
+        return 128 + stop.signum  # 130 for Ctrl-C, 143 for SIGTERM, as the shell reports a signal
     if is_main:
         print(f"done: {progress.step} steps; run folder {plan.run_dir}; model in {plan.run_dir / 'model'}")
         if args.push_to_hub:

@@ -335,10 +335,10 @@ def test_uploads_and_outputs_expire(tmp_path):
 
 def test_a_visitor_over_the_queue_size_is_told_the_server_is_busy(tmp_path):
     from gradio_client import Client, handle_file
-    with served(tiny_model(tmp_path / "model"), tmp_path, queue_size=1, max_side=256) as (url, _):
-        path = write(tmp_path / "q.png", rand_image(256, 256))
-        jobs = [Client(url, verbose=False).submit(handle_file(path), "AtoB", 0, False, api_name="/explain")
-                for _ in range(6)]
+    with served(tiny_model(tmp_path / "model"), tmp_path, queue_size=1, max_side=512) as (url, _):
+        path = write(tmp_path / "q.png", rand_image(512, 512))
+        clients = [Client(url, verbose=False) for _ in range(8)]     # connected first, then all at once
+        jobs = [c.submit(handle_file(path), "AtoB", 0, False, api_name="/explain") for c in clients]
         errors = []
         for job in jobs:
             try:

@@ -226,3 +226,22 @@ def test_readme_and_model_card_numbers_are_what_the_shipped_default_model_scores
             assert found, f"{doc.name} has no row {key}"
             # Within noise: the last printed digit may differ between CPUs and torch builds.
             assert numbers(found[0]) == pytest.approx(numbers(row), abs=0.02), (doc, row, found[0])
+
+
+def test_hidden_information_script_prints_the_explain_cycle_error_at_each_noise(tiny_model, tmp_path):
+    from cyclegan.explain import explain
+
+    image = ROOT / "examples" / "photo" / "coffee.png"
+    out = tmp_path / "hidden.json"
+    res = subprocess.run([sys.executable, "scripts/hidden_information.py", "--models", str(tiny_model), "--images",
+                          str(image), "--noise", "0", "8", "--per-image", "--json", str(out)], capture_output=True,
+                         text=True, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
+    assert res.returncode == 0, res.stderr
+    got = json.loads(out.read_text())[str(tiny_model)]["coffee"]
+    model = CycleGAN.from_pretrained(str(tiny_model))
+    for noise in (0.0, 8.0):
+        assert got[str(noise)] == pytest.approx(explain(model, image, noise=noise).numbers["cycle_l1"], rel=1e-5)
+    assert got["8.0"] != got["0.0"]  # the noise reaches F
+    jump = got["8.0"] / got["0.0"]
+    assert f"| model | coffee | {got['0.0']:.3f} | {got['8.0']:.3f} | {jump:.2f}x |" in res.stdout
+    assert "| model | mean |" in res.stdout

@@ -215,6 +215,16 @@ def test_ctrl_c_saves_the_step_reached_and_resume_continues_from_it(tiny_data, t
     assert [int(row["step"]) for row in read_losses(out)] == list(range(1, 9))
 
 
+def test_sigterm_stops_like_ctrl_c(tiny_data, tmp_path):
+    """docker stop, a Space restart or a scheduler's preemption send SIGTERM: the step reached is saved too."""
+    out = tmp_path / "run"
+    r = run_train("--data", str(tiny_data), "--out", str(out), "--max-steps", "8", "--save-every", "0",
+                  env={FAULT: "3:sigterm"})
+    assert r.returncode == 143, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr and "SIGTERM" in r.stderr and "--resume" in r.stderr
+    assert load_checkpoint(out / "checkpoint.safetensors")["step"] == 3
+
+
 # ---- nothing typed is ignored; bad paths are one line ----------------------------------------------------
 
 def test_bf16_channels_last_and_a_max_steps_beyond_the_schedule_say_what_they_do_on_the_cpu(tiny_data, tmp_path):

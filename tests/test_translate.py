@@ -149,8 +149,8 @@ def test_any_error_on_one_input_is_one_line_and_the_batch_goes_on(resnet_dir, tm
 
 def test_a_real_allocation_failure_under_ulimit(resnet_dir, tmp_path):
     """The issue's reproduction: a 4000x3000 photo between two small ones, with --max-side 0, in a process whose
-    address space is capped (as `ulimit -v` does) a little above what the small images need. --tile 0: the whole
-    image in one pass (tiled inference, the default for large photos, would fit)."""
+    address space is capped (as `ulimit -v` does) a little above what the small images need. (`--tile 0`: the
+    whole-image path; tiled inference, on by default above 4 MP, is tests/test_tiled.py's.)"""
     rand_image(64, 64).save(tmp_path / "small.jpg")
     big = (np.random.default_rng(1).integers(0, 255, (3000, 4000, 3), dtype=np.uint8))
     Image.fromarray(big).save(tmp_path / "big.jpg", quality=70)
