@@ -18,7 +18,13 @@ import re
 import sys
 from pathlib import Path
 
+if __name__ == "__main__":  # before torch is imported: Ctrl-C at any point ends with one line
+    from .cli import quiet_interrupts
+    quiet_interrupts("python -m cyclegan.convert")
+
 import torch
+
+from .cli import fail, out_folder_problem
 
 from .networks import ResnetGenerator
 
@@ -39,16 +45,26 @@ STATS_SUFFIXES = (".running_mean", ".running_var", ".num_batches_tracked")
 FIRST_BLOCK = 10  # index of the first residual block in the reference nn.Sequential
 
 
+OUTPUT_FILES = ("config.json", "model.safetensors", "conversion.json", "README.md")   # what save_converted writes
+
+
 class ConversionError(ValueError):
     """A file that is not a reference ResNet generator state dict, with the reason."""
 
 
+def check_file(path: str | Path) -> None:
+    """Raises ConversionError when `path` is missing, a folder or empty."""
+    if not Path(path).is_file():
+        raise ConversionError(f"{path}: " + ("a folder, not a .pth file" if Path(path).is_dir() else "no such file"))
+    if Path(path).stat().st_size == 0:
+        raise ConversionError(f"{path}: the file is empty")
+
+
 def load_reference_file(path: str | Path) -> dict[str, torch.Tensor]:
     """A plain state dict of tensors, loaded without unpickling arbitrary objects."""
+    check_file(path)
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ConversionError(f"{path}: no such file") from None
     except Exception as e:  # weights_only refuses classes, functions and other objects
         raise ConversionError(f"{path}: not a plain state dict of tensors; refusing to unpickle it "
                               f"(torch.load weights_only=True said: {' '.join(str(e).split())[:300]})") from None
@@ -193,11 +209,13 @@ def download(name: str, folder: str | Path) -> Path:
     try:
         return fetch(name, folder)  # time and size limits, partial files removed
     except ReleasedModelError as e:
-        raise ConversionError(f"{e}. Download it yourself and pass it with --a2b/--b2a.") from None
+        raise ConversionError(str(e)) from None
 
 
 def pair_of(name: str) -> tuple[str, str, str, str]:
     """(a2b name, b2a name, name A, name B) for a released model that has a partner."""
+    if name not in RELEASED:
+        raise ConversionError(f"{name!r} is not one of the released models: {', '.join(RELEASED)}")
     for ab, ba, a, b in PAIRS:
         if name == ab:
             return ab, ba, a, b
@@ -239,26 +257,35 @@ def main(argv=None) -> int:
     p.add_argument("--download-dir", default=str(Path.home() / ".cache" / "cyclegan" / "pretrained_models"),
                    help="where --download puts the files")
     p.add_argument("--out", required=True, help="output folder: config.json, model.safetensors, README.md")
+    p.add_argument("--overwrite", action="store_true", help="replace a model already in --out")
     p.add_argument("--push-to-hub", metavar="USER/REPO", default=None, help="also publish OUT there")
     p.add_argument("--hub-private", action="store_true", help="create the Hub repo as private")
     args = p.parse_args(argv)
 
+    problem = out_folder_problem(args.out)
+    existing = [n for n in OUTPUT_FILES if (Path(args.out) / n).exists()] if problem is None else []
+    if existing and not args.overwrite:
+        problem = (f"--out {args.out} already holds {', '.join(existing)}: pass --overwrite to replace that model, or "
+                   f"choose another --out. Nothing was written")
+    if problem:
+        return fail(problem, 2)
     try:
         if args.download:
             if args.a2b or args.b2a:
-                p.error("give either --download or --a2b/--b2a")
+                p.error("give either --download or --a2b/--b2a.")
             ab, ba, a, b = pair_of(args.download)
             args.a2b, args.b2a = str(download(ab, args.download_dir)), str(download(ba, args.download_dir))
             args.names = args.names or [a, b]
         if not (args.a2b and args.b2a):
-            p.error("give --a2b and --b2a (or --download NAME)")
+            p.error("give --a2b and --b2a (or --download NAME).")
+        for path in (args.a2b, args.b2a):
+            check_file(path)  # a missing file is named before the domain names are asked for
         names = args.names or names_from_files(args.a2b, args.b2a)
         if not names:
-            p.error("cannot tell the domain names from the file names: give --names A B")
+            p.error("cannot tell the domain names from the file names: give --names A B.")
         model, record = convert_pair(args.a2b, args.b2a, *names)
     except ConversionError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return fail(e, 2)
     out = save_converted(model, record, args.out)
     print(f"converted: {model.direction_label('AtoB')} from {Path(args.a2b).name}, "
           f"{model.direction_label('BtoA')} from {Path(args.b2a).name}; ngf {record['ngf']}, "
@@ -270,8 +297,7 @@ def main(argv=None) -> int:
         try:
             url, commit = push(out, args.push_to_hub, private=args.hub_private)
         except HubPublishError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 4
+            return fail(e, 4)
         print(f"published to {url} (commit {commit})")
     return 0
 

@@ -238,7 +238,7 @@ def test_download_fetches_both_directions_from_a_mirror(tmp_path, monkeypatch, c
         x = torch.rand(1, 3, 32, 32) * 2 - 1
         with torch.no_grad():
             torch.testing.assert_close(model.G_AB(x), reference_forward(torch.load(mirror / "zebra2horse.pth", weights_only=True), x))
-        assert convert.main(["--download", "style_monet", "--download-dir", str(cache), "--out", str(out)]) == 2
+        assert convert.main(["--download", "style_monet", "--download-dir", str(cache), "--out", str(out.parent / "other")]) == 2
         assert "no released partner" in capsys.readouterr().err
     finally:
         mirror_server.stop()
@@ -259,3 +259,37 @@ def test_convert_and_push_to_the_hub(awkward_pair, tmp_path, hub_server):  # noq
     card = files["README.md"].decode()
     assert 'CycleGAN.from_pretrained("test-user/horse2zebra-converted")' in card
     assert card_metadata(card)["pipeline_tag"] == "image-to-image"
+
+
+# -- hostile inputs: one sentence each, nothing written over ----------------------------------------------------
+def test_cli_refuses_bad_files_and_never_replaces_a_model(tmp_path, capsys):
+    from cyclegan.convert import main as convert_main
+    from released_mirror import write_standins
+    write_standins(tmp_path, ["horse2zebra", "zebra2horse"], ngf=8, n_blocks=1)
+    a2b, b2a = str(tmp_path / "horse2zebra.pth"), str(tmp_path / "zebra2horse.pth")
+    (tmp_path / "empty.pth").write_bytes(b"")
+
+    def error(argv) -> str:
+        assert convert_main(argv) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].endswith(".") and not lines[0].endswith(".."), lines
+        return lines[0]
+
+    # the old messages: "cannot tell the domain names", "... said: )", "has no released partner"
+    assert "nosuch.pth: no such file." in error(["--a2b", "nosuch.pth", "--b2a", b2a, "--out", str(tmp_path / "o")])
+    assert "a folder, not a .pth file" in error(["--a2b", str(tmp_path), "--b2a", b2a, "--out", str(tmp_path / "o")])
+    assert "the file is empty" in error(["--a2b", str(tmp_path / "empty.pth"), "--b2a", b2a, "--names", "a", "b",
+                                         "--out", str(tmp_path / "o")])
+    assert "is not one of the released models" in error(["--download", "nosuch", "--out", str(tmp_path / "o")])
+    # an existing model is not replaced without --overwrite (the old convert wrote over it silently)
+    mine = tmp_path / "mine"
+    CycleGAN(ngf=4, n_blocks=1).save_pretrained(mine)
+    before = {p.name: p.read_bytes() for p in mine.iterdir()}
+    assert "pass --overwrite" in error(["--a2b", a2b, "--b2a", b2a, "--out", str(mine)])
+    assert {p.name: p.read_bytes() for p in mine.iterdir()} == before
+    assert convert_main(["--a2b", a2b, "--b2a", b2a, "--out", str(mine), "--overwrite"]) == 0
+    assert CycleGAN.from_pretrained(mine).name_A == "horse"
+    capsys.readouterr()
+    (tmp_path / "file").write_text("x")     # the old convert: a FileExistsError traceback after converting
+    assert "so the folder cannot be created there" in error(["--a2b", a2b, "--b2a", b2a, "--out",
+                                                             str(tmp_path / "file" / "o")])

@@ -175,13 +175,16 @@ def test_a_real_allocation_failure_under_ulimit(resnet_dir, tmp_path):
 
 
 # -- case 5: never write over an input; colliding names; existing files ---------------------------------------------
+def image_folder(folder, names: list[str]):
+    """FOLDER holding a distinct 40x30 picture under each name (the format from the extension)."""
+    folder.mkdir()
+    for seed, name in enumerate(names, 1):
+        rand_image(40, 30, seed=seed).save(folder / name)
+    return folder
+
+
 def test_colliding_inputs_get_distinct_outputs(resnet_dir, tmp_path, capsys):
-    src = tmp_path / "in"
-    src.mkdir()
-    rand_image(40, 30, seed=1).save(src / "cat.jpg")
-    rand_image(40, 30, seed=2).save(src / "cat.png")
-    rand_image(40, 30, seed=3).save(src / "dog.png")
-    rand_image(40, 30, seed=4).save(src / "photo.webp")
+    src = image_folder(tmp_path / "in", ["cat.jpg", "cat.png", "dog.png", "photo.webp"])
     rand_image(40, 30, seed=5).save(src / "photo.avif")
     rc = translate_main(["--model", str(resnet_dir), str(src), "--out", str(tmp_path / "out")])
     assert rc == 0
@@ -216,11 +219,7 @@ def test_panel_suffixes_cannot_collide_with_another_input(resnet_dir, tmp_path):
 
 
 def test_out_equal_to_the_input_folder_never_replaces_an_input(resnet_dir, tmp_path, capsys):
-    src = tmp_path / "in"
-    src.mkdir()
-    rand_image(40, 30, seed=1).save(src / "cat.jpg")
-    rand_image(40, 30, seed=2).save(src / "cat.png")
-    rand_image(40, 30, seed=3).save(src / "dog.png")
+    src = image_folder(tmp_path / "in", ["cat.jpg", "cat.png", "dog.png"])
     before = snapshot(src)
     rc = translate_main(["--model", str(resnet_dir), str(src), "--out", str(src)])
     err = capsys.readouterr().err
