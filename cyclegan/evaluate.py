@@ -277,14 +277,15 @@ def main(argv=None) -> int:
         print(f"error: {e.args[0]}", file=sys.stderr)
         return 2
 
-    from .model import CycleGAN
+    from .cli import sentence
+    from .loading import load_model
 
     rows, models = [], []
     for ref in args.model:
         try:
-            model = CycleGAN.from_pretrained(ref)
+            model = load_model(ref)   # a missing local folder is said at once; only user/name goes to the Hub
         except (OSError, ValueError) as e:
-            print(f"error: cannot load {ref}: {e}", file=sys.stderr)
+            print(f"error: cannot load {ref}: {sentence(e)}", file=sys.stderr)
             return 2
         if task is None:
             task = task_for(model.name_A, model.name_B) or get_task(DEFAULT_TASK)

@@ -91,7 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True, help="output folder (created; existing files are never replaced)")
     args = ap.parse_args(argv)
 
+    from .cli import out_folder_problem, sentence
     from .loading import load_model
+    problem = out_folder_problem(args.out)
+    if problem:
+        print(sentence(problem), file=sys.stderr)
+        return 2
     out = Path(args.out)
     targets = [out / f"{name}.onnx" for name in NAMES] + [out / "README.md"]
     existing = [str(t) for t in targets if t.exists()]

@@ -245,3 +245,13 @@ def test_hidden_information_script_prints_the_explain_cycle_error_at_each_noise(
     jump = got["8.0"] / got["0.0"]
     assert f"| model | coffee | {got['0.0']:.3f} | {got['8.0']:.3f} | {jump:.2f}x |" in res.stdout
     assert "| model | mean |" in res.stdout
+
+
+def test_a_mistyped_model_folder_is_reported_at_once_as_missing(tmp_path):
+    """`--model models/photo2sktech` was taken for a Hub repo id and retried against huggingface.co (about 25 s,
+    then "check your connection"); it is a missing local folder, said at once with no Hub request."""
+    env = {**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_OFFLINE": "0"}
+    res = subprocess.run([sys.executable, "-m", "cyclegan.evaluate", "--model", "models/photo2sktech"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2
+    assert "does not exist" in res.stderr and "Traceback" not in res.stderr, res.stderr

@@ -74,3 +74,14 @@ def test_the_command_line_entry_point(tiny, tmp_path):
     assert run.returncode == 0, run.stderr
     assert "G_BA.onnx  2x3x96x64" in run.stderr
     assert (tmp_path / "cli" / "G_BA.onnx").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("where", ["a file", "under a file"])
+def test_an_out_that_cannot_be_a_folder_is_one_line_before_anything_loads(tiny, tmp_path, capsys, where):
+    """--out naming a file (or a folder under a file) was a raw FileExistsError / NotADirectoryError traceback."""
+    (tmp_path / "a.png").write_bytes(b"not a folder")
+    out = tmp_path / "a.png" if where == "a file" else tmp_path / "a.png" / "onnx"
+    assert export.main(["--model", str(tiny), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "a.png" in err and err.endswith(".")
+    assert (tmp_path / "a.png").read_bytes() == b"not a folder"
