@@ -156,26 +156,48 @@ def tensor_to_uint8(t: torch.Tensor) -> np.ndarray:
     return t.to(torch.uint8).permute(1, 2, 0).numpy()
 
 
+def png_bytes(image: np.ndarray) -> bytes:
+    """HxWx3 (or HxW) uint8 -> the bytes of a PNG file."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="png")
+    return buffer.getvalue()
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()   # read once: os.umask can only be read by setting it, which is not thread-safe
+
+
+def write_atomic(path: str | Path, data: bytes) -> Path:
+    """Writes `data` to `path` under a temporary name in the same folder, then renames it into place, so a reader
+    never sees a half-written file and an interrupted write leaves no partial file. The file gets the usual
+    permissions (0666 less the umask), not mkstemp's private 0600. Creates missing parent folders; raises OSError."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, staging = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(staging, path)
+    except BaseException:
+        Path(staging).unlink(missing_ok=True)
+        raise
+    return path
+
+
 def write_png_once(image: np.ndarray, folder: str | Path, name: str) -> Path:
     """Writes `image` (HxWx3 or HxW uint8) as folder/<sha256 of the PNG bytes>/<name>.png and returns the path.
 
     The same picture under the same name is written only once (asking again refreshes the file's time, for
-    whoever prunes the folder by age), and a file appears whole or not at all (written under a temporary name,
-    then renamed), so a reader fetching it never sees a half-written file."""
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="png")
-    data = buffer.getvalue()
+    whoever prunes the folder by age), and a file appears whole or not at all (`write_atomic`)."""
+    data = png_bytes(image)
     path = Path(folder) / hashlib.sha256(data).hexdigest() / f"{name}.png"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, staging = tempfile.mkstemp(dir=path.parent, prefix=".staging-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(staging, path)
-        except BaseException:
-            Path(staging).unlink(missing_ok=True)
-            raise
-    else:
+    if path.exists():
         os.utime(path)
-    return path
+        return path
+    return write_atomic(path, data)

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +43,7 @@ from tqdm import tqdm
 
 from .cli import INTERRUPTED, out_folder_problem, sentence
 from .explain import DEFAULT_MAX_SIDE, explain_steps
-from .images import DEFAULT_MAX_PIXELS, ImageError, ImageTooLarge, list_images
+from .images import DEFAULT_MAX_PIXELS, ImageError, ImageTooLarge, list_images, png_bytes, write_atomic
 from .loading import load_model
 from .render import heatmap
 from .tiled import DEFAULT_TILE, MIN_TILE, TILED_ABOVE_MP, explain_large
@@ -151,15 +150,7 @@ def _identity(path: Path) -> tuple[int, int] | None:
 
 def write_png(image, target: Path) -> None:
     """Writes an HxWx3 uint8 array as a PNG under a temporary name, then renames it into place."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, staging = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            Image.fromarray(image).save(f, format="png")
-        os.replace(staging, target)
-    except BaseException:
-        Path(staging).unlink(missing_ok=True)
-        raise
+    write_atomic(target, png_bytes(image))
 
 
 class OutputError(OSError):

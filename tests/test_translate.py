@@ -386,3 +386,15 @@ def test_ctrl_c_while_starting_up_is_one_line(resnet_dir, tmp_path):
     assert "Traceback" not in err and "interrupted (Ctrl-C)" in err, err
     assert p.returncode in (-signal.SIGINT, 130), p.returncode
     assert not (tmp_path / "o").exists()
+
+
+def test_outputs_get_the_usual_file_permissions(resnet_dir, tmp_path):
+    """Outputs are staged under a temporary name and renamed into place; the staging file used to keep mkstemp's
+    private mode 0600, so a translated photo was unreadable to the user's group and to a web server."""
+    rand_image(32, 32).save(tmp_path / "a.png")
+    old = os.umask(0o022)
+    try:
+        assert translate_main(["--model", str(resnet_dir), str(tmp_path / "a.png"), "--out", str(tmp_path / "o")]) == 0
+    finally:
+        os.umask(old)
+    assert (tmp_path / "o" / "a.png").stat().st_mode & 0o777 == 0o644
