@@ -254,7 +254,7 @@ def format_comparison(rows: list[tuple[str, dict]]) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
+def _main(argv=None) -> int:
     p = argparse.ArgumentParser(description="PSNR/SSIM of a CycleGAN's translations against the task's ground "
                                             "truth, beside the identity mapping.")
     p.add_argument("--model", nargs="+", default=[DEFAULT_MODEL],
@@ -327,6 +327,18 @@ def main(argv=None) -> int:
         with open(args.json, "w") as f:
             json.dump({ref: r for ref, r in rows}, f, indent=2)
     return 0
+
+
+def main(argv=None) -> int:
+    """`python -m cyclegan.evaluate`; a missing photo package or extra is one line naming what to install."""
+    from .cli import sentence
+    from .photo2sketch import MissingPhotos
+
+    try:
+        return _main(argv)
+    except (MissingPhotos, ImportError) as e:
+        print(f"error: {sentence(e)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -255,3 +255,17 @@ def test_a_mistyped_model_folder_is_reported_at_once_as_missing(tmp_path):
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 2
     assert "does not exist" in res.stderr and "Traceback" not in res.stderr, res.stderr
+
+
+def test_missing_benchmark_photos_are_one_line_naming_what_to_install(tiny_model, monkeypatch, capsys):
+    """On a plain install (no scikit-image) evaluate ended in a MissingPhotos traceback."""
+    import cyclegan.evaluate as ev
+    from cyclegan.photo2sketch import MissingPhotos
+
+    def missing(*args, **kwargs):
+        raise MissingPhotos("2 photos are not installed (chelsea, coffee): pip install \"cyclegan[benchmark]\"")
+
+    monkeypatch.setattr(ev, "evaluate", missing)
+    assert ev.main(["--model", str(tiny_model), "--limit", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "cyclegan[benchmark]" in err
