@@ -403,27 +403,21 @@ def numbers_markdown(ex, model: CycleGAN) -> str:
     lam = "λ_A" if ex.direction == "AtoB" else "λ_B"
     rows = ["| for this image | value | weighted, in the generator objective |", "| --- | --- | --- |"]
     # weights as the model was trained: 0 = a term switched off in its config (e.g. models/ablation/gan_alone)
-    if n["cycle_weight"] > 0:
-        rows.append(f"| cycle L1, mean abs(x − {nm['F']}({nm['G']}(x))) | {n['cycle_l1']:.4f} | {lam} × cycle = "
-                    f"{n['cycle_weight']:g} × {n['cycle_l1']:.4f} = **{n['cycle_term']:.4f}** |")
-    else:
-        rows.append(f"| cycle L1, mean abs(x − {nm['F']}({nm['G']}(x))) | {n['cycle_l1']:.4f} | not in this model's "
-                    f"objective |")
-    if n["identity_weight"] > 0:
-        rows.append(f"| identity L1, mean abs(x − {nm['F']}(x)) | {n['identity_l1']:.4f} | λ_identity × {lam} × "
-                    f"identity = {n['lambda_identity']:g} × {n['lambda']:g} × {n['identity_l1']:.4f} = "
-                    f"**{n['identity_term']:.4f}** |")
-    else:
-        rows.append(f"| identity L1, mean abs(x − {nm['F']}(x)) | {n['identity_l1']:.4f} | not in this model's "
-                    f"objective |")
+    off = "not in this model's objective"
+
+    def row(label: str, value: float, weight: float, weighted: str) -> str:
+        return f"| {label} | {value:.4f} | {weighted if weight > 0 else off} |"
+
+    rows.append(row(f"cycle L1, mean abs(x − {nm['F']}({nm['G']}(x)))", n["cycle_l1"], n["cycle_weight"],
+                    f"{lam} × cycle = {n['cycle_weight']:g} × {n['cycle_l1']:.4f} = **{n['cycle_term']:.4f}**"))
+    rows.append(row(f"identity L1, mean abs(x − {nm['F']}(x))", n["identity_l1"], n["identity_weight"],
+                    f"λ_identity × {lam} × identity = {n['lambda_identity']:g} × {n['lambda']:g} × "
+                    f"{n['identity_l1']:.4f} = **{n['identity_term']:.4f}**"))
     if "lsgan" not in n:
         rows.append("| LSGAN | no discriminator in this checkpoint | – |")
-    elif n["gan_weight"] > 0:
-        rows.append(f"| LSGAN, mean ({nm['D']}({nm['G']}(x)) − 1)² | {n['lsgan']:.4f} | {n['gan_weight']:g} × "
-                    f"**{n['gan_term']:.4f}** |")
     else:
-        rows.append(f"| LSGAN, mean ({nm['D']}({nm['G']}(x)) − 1)² | {n['lsgan']:.4f} | not in this model's "
-                    f"objective |")
+        rows.append(row(f"LSGAN, mean ({nm['D']}({nm['G']}(x)) − 1)²", n["lsgan"], n["gan_weight"],
+                        f"{n['gan_weight']:g} × **{n['gan_term']:.4f}**"))
     rows.append(f"| sum of these terms | | **{n['generator_objective_this_image']:.4f}** |")
     rows.append(f"| PSNR of the reconstruction | {n['psnr_reconstruction_db']:.2f} dB | |")
     text = "\n".join(rows)

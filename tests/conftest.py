@@ -24,6 +24,16 @@ def pytest_addoption(parser):
 TINY = ["--ngf", "8", "--n-blocks", "3", "--ndf", "8", "--load-size", "72", "--crop-size", "64", "--threads", "1"]
 
 
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test (the paper-size stand-in networks; keeps the suite's two cores fair)."""
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
     """ROOT/trainA, trainB (8 images each), testA, testB (2 each) of 64x64 generated scenes."""

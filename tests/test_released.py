@@ -14,12 +14,7 @@ from cyclegan.released import ReleasedModelError
 from released_mirror import Mirror, make_reference_state_dict, write_standins
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
