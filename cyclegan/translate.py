@@ -320,7 +320,6 @@ def run(model, items: list[Item], targets: list[list[Path]], args: argparse.Name
     for item, paths in zip(tqdm(items, unit="img", dynamic_ncols=True, file=err), targets):
         ex = None  # set before anything can fail: the handler below frees it
         try:
-            ex = None
             # photos over TILED_ABOVE_MP (or any, with --tile N): tiled inference, same results, bounded memory
             ex = explain_large(model, item.source, args.direction, max_side=args.max_side or None,
                                max_pixels=args.max_pixels, tile=args.tile, full=full)

@@ -551,7 +551,10 @@ def main(argv=None) -> int:
                         "pid, for `kill PID`)")
     p.add_argument("--pid-file", default=None, help="with --detach: also write the server's pid to this file")
     args = p.parse_args(argv)
-    server = HubServer(port=args.port, token=args.token)  # listening from here on
+    try:
+        server = HubServer(port=args.port, token=args.token)  # listening from here on
+    except OSError as e:
+        sys.exit(f"error: cannot listen on 127.0.0.1:{args.port} ({e.strerror}); choose another --port.")
     if args.fail_commits:
         server.fail("POST", r"^/api/\w+/[^/]+/[^/]+/commit/", times=args.fail_commits)
     if args.detach and (pid := detach(args.pid_file)):

@@ -132,7 +132,10 @@ def main(argv=None) -> int:
         for path in write_standins(args.write, list(names), args.ngf, args.n_blocks):
             print(f"wrote {path} (stand-in: released layout, random weights, ngf {args.ngf}, {args.n_blocks} blocks)")
     if args.serve:
-        mirror = Mirror(args.serve, args.port)  # listening from here on
+        try:
+            mirror = Mirror(args.serve, args.port)  # listening from here on
+        except OSError as e:
+            sys.exit(f"error: cannot listen on 127.0.0.1:{args.port} ({e.strerror}); choose another --port.")
         if args.detach:
             from hub_server import detach  # same folder
             pid = detach(args.pid_file)
