@@ -56,6 +56,7 @@ from .training import LOSS_NAMES, Trainer, lr_factor
 CHECKPOINT = "checkpoint.safetensors"
 PREVIOUS_CHECKPOINT = "checkpoint.prev.safetensors"
 FAULT_ENV = "CYCLEGAN_TEST_FAULT"
+FAULT_SIGNALS = {"kill": signal.SIGKILL, "sigint": signal.SIGINT, "sigterm": signal.SIGTERM}
 # A diverged run: an adversarial term (gan_AB, gan_BA, D_A, D_B: least squares on the discriminators' raw
 # scores, whose targets are 0 and 1) above this. The cycle and identity terms cannot diverge: they are L1
 # distances between images in [-1, 1] (at most 2 x their weight). Healthy runs stay below 10: the largest
@@ -707,8 +708,8 @@ def train_loop(plan: Plan, model: CycleGAN, trainer: Trainer) -> int:
                                         f"D {losses['D_A'] + losses['D_B']:.3f}", refresh=False)
                 if args.save_every and progress.step % args.save_every == 0:
                     folder.save(trainer, progress, plan.lr_base, lr, log)
-                if fault in ("kill", "sigint", "sigterm") and progress.step == fault_step:
-                    os.kill(os.getpid(), getattr(signal, fault.upper()))
+                if fault in FAULT_SIGNALS and progress.step == fault_step:
+                    os.kill(os.getpid(), FAULT_SIGNALS[fault])
                 if progress.step >= plan.max_steps or stop.agreed(plan.world, plan.device):
                     break
             if progress.step - progress.epoch_start_step >= plan.steps_per_epoch:  # the epoch ran to its end
