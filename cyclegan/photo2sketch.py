@@ -184,6 +184,7 @@ def check_photos(names) -> None:
     missing = [PHOTOS[n] for n in names if not photo_path(n).is_file()]
     debs = sorted({p.package.split(":", 1)[1] for p in missing if p.package.startswith("debian:")})
     pips = sorted({PIP_PACKAGES[p.package] for p in missing if not p.package.startswith("debian:")})
+    pips = ['"cyclegan[benchmark]"' if pip == "scikit-image" else pip for pip in pips]   # the extra that has it
     if missing:
         parts = ([f"apt-get install -y {' '.join(debs)}"] if debs else []) + (
             [f"pip install {' '.join(pips)}"] if pips else [])
