@@ -27,7 +27,7 @@ import torch
 
 from cyclegan import released, render
 from cyclegan.backends import accelerate as accelerate_generators
-from cyclegan.explain import explain, explain_steps
+from cyclegan.explain import compare, explain_steps
 from cyclegan.images import DEFAULT_MAX_PIXELS, ImageError, list_images, load_rgb, pil_to_tensor, tensor_to_uint8, \
     write_png_once
 from cyclegan.loading import load_model
@@ -754,9 +754,9 @@ class App:
         self.panels.prune()
         out = {}
         try:
-            for name, model in models.items():
-                ex = explain(model, src, direction, max_side=self.settings.large_model_side,
-                             max_pixels=self.settings.max_pixels)
+            results = compare(models, src, direction, max_side=self.settings.large_model_side,
+                              max_pixels=self.settings.max_pixels)
+            for name, ex in results.items():
                 out[c[f"abl_{name}_fake"]] = self.panels.png(ex.fake, f"{name}_G_x")
                 out[c[f"abl_{name}_rec"]] = self.panels.png(ex.rec, f"{name}_F_G_x")
                 out[c[f"abl_{name}_numbers"]] = f"cycle L1 {ex.numbers['cycle_l1']:.3f}"

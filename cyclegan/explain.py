@@ -52,7 +52,7 @@ class Explanation:
     size: tuple[int, int]               # (width, height) of every panel
     original_size: tuple[int, int]      # (width, height) of the image as loaded
     noise: float = 0.0                  # grey levels (std of the Gaussian noise added to G(x) before F)
-    stage: str = "translated"           # "translated" (only real and fake so far) or "complete"
+    stage: str = "translated"           # "translated" (only real and fake so far), "complete" or "compared"
     real: np.ndarray | None = None      # x
     fake: np.ndarray | None = None      # G(x)
     rec: np.ndarray | None = None       # F(G(x)) (F(G(x) + noise) when noise > 0)
@@ -116,6 +116,12 @@ def load_input(image, max_side: int | None = DEFAULT_MAX_SIDE, max_pixels: int =
 
 
 # -- the computation ------------------------------------------------------------------------------------------
+def psnr_db(x: torch.Tensor, y: torch.Tensor) -> float:
+    """PSNR in dB between two images with pixels in [-1, 1] (computed on the [0, 1] scale), capped at 100."""
+    mse = (x - y).pow(2).mean().item() / 4.0
+    return min(100.0, 10 * math.log10(1.0 / mse)) if mse > 0 else 100.0
+
+
 def _model_device(model: CycleGAN) -> torch.device:
     p = next(model.parameters(), None)
     return p.device if p is not None else torch.device("cpu")
@@ -165,7 +171,6 @@ def explain_steps(model: CycleGAN, image, direction: str = "AtoB", *, noise: flo
         rec, idt = crop(rp), crop(ip)
         cycle_map = (x - rec).abs().mean(1)[0]
         idt_map = (x - idt).abs().mean(1)[0]
-        mse = (x - rec).pow(2).mean().item() / 4.0          # on the [0, 1] scale
         scores = D(yp) if D is not None else None           # the target domain's discriminator on G(x)
         # this direction's three generator terms, weighted and switched as the model was trained (one objective:
         # cyclegan.losses, which the Trainer calls too)
@@ -186,7 +191,7 @@ def explain_steps(model: CycleGAN, image, direction: str = "AtoB", *, noise: flo
             "gan_weight": weights[gan_name],
             "cycle_term": terms[cycle_name],
             "identity_term": terms[idt_name],
-            "psnr_reconstruction_db": min(100.0, 10 * math.log10(1.0 / mse)) if mse > 0 else 100.0,
+            "psnr_reconstruction_db": psnr_db(x, rec),
             "noise_grey_levels": float(noise),
         }
         if noise > 0:
@@ -215,6 +220,33 @@ def explain(model: CycleGAN, image, direction: str = "AtoB", **kwargs) -> Explan
     return ex
 
 
-def compare(models: dict[str, CycleGAN], image, direction: str = "AtoB", **kwargs) -> dict[str, Explanation]:
-    """The same image through several models (e.g. the paper's ablations), each explained in full."""
-    return {name: explain(model, image, direction, **kwargs) for name, model in models.items()}
+def compare(models: dict[str, CycleGAN], image, direction: str = "AtoB", *,
+            max_side: int | None = DEFAULT_MAX_SIDE, max_pixels: int = DEFAULT_MAX_PIXELS) -> dict[str, Explanation]:
+    """The same image through several models (e.g. the paper's ablations, Table 4): for each, G(x), F(G(x)) and
+    the cycle error, nothing else (two generator passes per model, where `explain` runs three and the
+    discriminator). The image is read and resized once (see `load_input`).
+
+    Returns {name: Explanation} in the order of `models`, each with `real`, `fake`, `rec` (HxWx3 uint8),
+    `cycle_error` (HxW, pixels in [-1, 1]) and numbers "cycle_l1" (mean |x - F(G(x))|) and
+    "psnr_reconstruction_db"; stage "compared". Raises ImageError for an unusable image, ValueError for an
+    unknown direction."""
+    direction = check_direction(direction)
+    img, original_size = load_input(image, max_side, max_pixels)
+    w, h = img.size
+    out = {}
+    with torch.inference_mode():
+        x_cpu = pil_to_tensor(img)
+        for name, model in models.items():
+            G, F = model.generators(direction)
+            x = x_cpu.to(_model_device(model))
+            yp = G(pad_canvas(x, *canvas_rules(model)))
+            rec = F(yp)[..., :h, :w]
+            cycle_map = (x - rec).abs().mean(1)[0]
+            out[name] = Explanation(
+                direction=direction, label=model.direction_label(direction), size=(w, h),
+                original_size=original_size, stage="compared", real=np.asarray(img).copy(),
+                fake=tensor_to_uint8(yp[..., :h, :w]), rec=tensor_to_uint8(rec),
+                cycle_error=cycle_map.float().cpu().numpy(),
+                numbers={"cycle_l1": cycle_map.mean().item(),
+                         "psnr_reconstruction_db": psnr_db(x, rec)})
+    return out

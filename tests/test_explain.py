@@ -249,3 +249,9 @@ def test_compare_explains_one_image_through_each_shipped_ablation(tmp_path):
         assert ex.fake.shape == ex.rec.shape == (40, 60, 3)
     # different objectives give different translations of the same image
     assert not np.array_equal(results["cycle_alone"].fake, results["gan_alone"].fake)
+    # the same G(x) and F(G(x)) as the full explanation, from two passes per model
+    for name in ("cycle_alone", "gan_alone"):
+        full = explain(models[name], img, "AtoB")
+        assert np.array_equal(results[name].fake, full.fake) and np.array_equal(results[name].rec, full.rec)
+        assert results[name].numbers["cycle_l1"] == pytest.approx(full.numbers["cycle_l1"], abs=1e-6)
+        assert results[name].idt is None and results[name].realness is None   # nothing else computed
