@@ -81,6 +81,15 @@ class OnnxRuntimeModule(nn.Module):
         return torch.from_numpy(y).to(x.device)
 
 
+def default_cache_dir() -> Path:
+    """Where the command-line tools keep their ONNX exports: $CYCLEGAN_CACHE, else $XDG_CACHE_HOME/cyclegan/onnx,
+    else ~/.cache/cyclegan/onnx (one file per set of generator weights, about the size of the weights)."""
+    if os.environ.get("CYCLEGAN_CACHE"):
+        return Path(os.environ["CYCLEGAN_CACHE"]) / "onnx"
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "cyclegan" / "onnx"
+
+
 def weights_key(net: nn.Module) -> str:
     """A 20-hex-digit digest of a network's state dict (names and values): the cache key of its export."""
     h = hashlib.sha1()

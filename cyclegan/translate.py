@@ -41,6 +41,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from .backends import BACKENDS, accelerate, default_cache_dir
 from .cli import INTERRUPTED, out_folder_problem, sentence
 from .explain import DEFAULT_MAX_SIDE, explain_steps
 from .images import DEFAULT_MAX_PIXELS, ImageError, ImageTooLarge, list_images, png_bytes, write_atomic
@@ -162,10 +163,13 @@ class OutputError(OSError):
 
 
 def is_out_of_memory(e: BaseException) -> bool:
-    """MemoryError, torch.OutOfMemoryError (CUDA, MPS) or the CPU allocator's RuntimeError."""
+    """MemoryError, torch.OutOfMemoryError (CUDA, MPS), the CPU allocator's RuntimeError, or ONNX Runtime's
+    allocation failure (its own exception class, "[ONNXRuntimeError] ... Failed to allocate memory")."""
     if isinstance(e, (MemoryError, torch.OutOfMemoryError)):
         return True
     msg = str(e).lower()
+    if "onnxruntimeerror" in msg:
+        return "failed to allocate" in msg or "bfcarena::allocate" in msg
     return isinstance(e, RuntimeError) and any(s in msg for s in ("can't allocate memory", "out of memory",
                                                                   "not enough memory", "failed to allocate"))
 
@@ -219,6 +223,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help=f"tile side in pixels for tiled inference, which gives the whole-image result in bounded "
                          f"memory (default: tiles of {DEFAULT_TILE} for images over {TILED_ABOVE_MP:g} megapixels "
                          f"after --max-side; 0: never tile)")
+    ap.add_argument("--backend", default="auto", choices=BACKENDS,
+                    help="engine for whole-image passes on the CPU: auto (ONNX Runtime when installed, e.g. by the "
+                         "app or onnx extra, else PyTorch), torch or onnxruntime; exports are cached in "
+                         "$CYCLEGAN_CACHE/onnx or ~/.cache/cyclegan/onnx; tiled inference always runs PyTorch's "
+                         "layers")
     ap.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads on the CPU (0: torch's default)")
     args = ap.parse_args(argv)
@@ -238,6 +247,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ap.error(f"--device {args.device!r} is not a device name: use cpu, cuda or cuda:N.")
     if device.type == "cuda" and not torch.cuda.is_available():
         ap.error(f"--device {args.device}: no CUDA device is available here (use --device cpu).")
+    if device.type != "cpu" and args.backend == "onnxruntime":
+        ap.error(f"--backend onnxruntime runs on the CPU only: use --device cpu, or --backend torch on "
+                 f"{args.device}.")
     return args
 
 
@@ -266,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
         say(f"could not put the model on {args.device}: {type(e).__name__}: "
             f"{(str(e).strip().splitlines() or [''])[0][:300]}")
         return EXIT_NOTHING_DONE
+    if args.device == "cpu" and args.backend != "torch":
+        model = accelerate(model, default_cache_dir(), args.threads or None, backend=args.backend)
     out = Path(args.out)
     items = collect(args.inputs, out)
     if not items:

@@ -34,6 +34,13 @@ def one_thread():
     torch.set_num_threads(n)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cache_in_tmp(tmp_path_factory):
+    """The command-line tools' ONNX export cache (cyclegan.backends.default_cache_dir) in a temporary folder,
+    not the user's ~/.cache (subprocesses inherit it)."""
+    os.environ["CYCLEGAN_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
     """ROOT/trainA, trainB (8 images each), testA, testB (2 each) of 64x64 generated scenes."""

@@ -47,7 +47,7 @@ def served(model_dir: Path | None, tmp: Path, **settings):
     import app
     base = dict(model=str(model_dir) if model_dir else "", max_side=MAX_SIDE, max_pixels=MAX_PIXELS,
                 max_file_size="1mb", threads=1, models_dir=tmp / "no-models", examples=tmp / "no-examples",
-                released_cache=tmp / "released", backend="torch")
+                released_cache=tmp / "released")       # the app's own default engine (auto: ONNX Runtime here)
     s = app.Settings.from_env({}, **{**base, **settings})
     demo = app.build_demo(s)
     port = free_port()
@@ -437,16 +437,23 @@ def test_stopping_the_app_with_sigterm_removes_its_panel_files(tmp_path):
     assert not list(tmpdir.glob("cyclegan-panels-*")), "the panel folder outlived the app"
 
 
-def test_onnx_runtime_backend_serves_the_panels_and_the_full_resolution_download(tmp_path):
-    pytest.importorskip("onnxruntime")
+def test_onnx_runtime_is_the_default_engine_and_serves_the_panels_and_the_full_resolution_download(tmp_path):
+    pytest.importorskip("onnxruntime")              # the app install (requirements.txt, .[app]) brings it
     from gradio_client import Client, handle_file
-    with served(tiny_model(tmp_path / "model"), tmp_path, backend="onnxruntime") as (url, demo):
+    with served(tiny_model(tmp_path / "model"), tmp_path) as (url, demo):
         assert "ONNX Runtime" in demo.cyclegan_app.models.get("default")[0].model.source
         c = Client(url, verbose=False)
         path = write(tmp_path / "o.png", rand_image(150, 100, seed=11))
         check_good(explain(c, path), (128, 85))
         files, _ = c.predict(handle_file(path), "AtoB", api_name="/full_resolution")   # tiled runs PyTorch
         assert [Image.open(f).size for f in files] == [(150, 100)] * 2
+
+
+def test_cyclegan_backend_torch_keeps_pytorch(tmp_path):
+    from gradio_client import Client
+    with served(tiny_model(tmp_path / "model"), tmp_path, backend="torch") as (url, demo):
+        assert "ONNX Runtime" not in demo.cyclegan_app.models.get("default")[0].model.source
+        check_good(explain(Client(url, verbose=False), write(tmp_path / "t.png", rand_image(64, 48))), (64, 48))
 
 
 def test_ablation_models_are_weighted_as_they_were_trained(tmp_path):

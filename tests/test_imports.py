@@ -231,3 +231,9 @@ def test_a_missing_optional_module_fails_with_one_line_naming_the_extra(extra, f
         require("no_such_module_for_cyclegan_tests", extra, feature)
     assert str(err.value) == f"{feature} needs the '{extra}' extra: pip install \"cyclegan[{extra}]\""
     assert isinstance(err.value, ImportError) and "\n" not in str(err.value)
+
+
+def test_the_app_install_brings_its_default_engine():
+    # app.py's CYCLEGAN_BACKEND=auto runs ONNX Runtime only where it is installed: the app extra (and so
+    # requirements.txt, what a Space installs) must bring it, and onnx for the export (README "Backends").
+    assert {"onnxruntime", "onnx"} <= {requirement_name(r) for r in expand_extras(pyproject())["app"]}

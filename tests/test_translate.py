@@ -119,7 +119,7 @@ def test_out_of_memory_on_one_input_reports_it_and_goes_on(resnet_dir, tmp_path,
     rand_image(400, 300, seed=1).save(tmp_path / "big.jpg")
     rand_image(30, 40, seed=2).save(tmp_path / "small2.jpg")
     rc = translate_main(["--model", "x", "--max-side", "0", *(str(tmp_path / n) for n in ("small.jpg", "big.jpg",
-                         "small2.jpg")), "--out", str(tmp_path / "o")])
+                         "small2.jpg")), "--out", str(tmp_path / "o"), "--backend", "torch"])  # the wrapper runs
     err = capsys.readouterr().err
     assert rc == 1
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["small.png", "small2.png"]
@@ -137,7 +137,8 @@ def test_any_error_on_one_input_is_one_line_and_the_batch_goes_on(resnet_dir, tm
     (tmp_path / "b.png").write_bytes(b"\x89PNG not really")
     rand_image(30, 40).save(tmp_path / "c.png")
     rc = translate_main(["--model", "x", "--max-side", "0", str(tmp_path / "a.png"), str(tmp_path / "b.png"),
-                         str(tmp_path / "c.png"), str(tmp_path / "missing.png"), "--out", str(tmp_path / "o")])
+                         str(tmp_path / "c.png"), str(tmp_path / "missing.png"), "--out", str(tmp_path / "o"),
+                         "--backend", "torch"])
     err = capsys.readouterr().err
     assert rc == 1 and sorted(p.name for p in (tmp_path / "o").iterdir()) == ["c.png"]
     assert "Traceback" not in err and "second line" not in err
@@ -398,3 +399,32 @@ def test_outputs_get_the_usual_file_permissions(resnet_dir, tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "o" / "a.png").stat().st_mode & 0o777 == 0o644
+
+
+# -- the engine: ONNX Runtime by default on the CPU where it is installed -------------------------------------
+def test_backends_give_the_same_pictures_and_the_export_is_cached(resnet_dir, tmp_path, capsys, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("CYCLEGAN_CACHE", str(tmp_path / "cache"))
+    rand_image(70, 45, seed=4).save(tmp_path / "p.png")
+    outs = {}
+    for backend in ("torch", "onnxruntime", "auto"):
+        out = tmp_path / backend
+        assert translate_main(["--model", str(resnet_dir), str(tmp_path / "p.png"), "--out", str(out),
+                               "--reconstructions", "--backend", backend, "--device", "cpu"]) == 0
+        outs[backend] = {n: np.asarray(Image.open(out / f"p{n}.png"), dtype=int) for n in ("", "_rec", "_idt")}
+        says = capsys.readouterr().err
+        assert ("ONNX Runtime" in says) == (backend != "torch"), says      # the engine is named
+    for backend in ("onnxruntime", "auto"):
+        for n, img in outs[backend].items():
+            assert np.abs(img - outs["torch"][n]).max() <= 1, (backend, n)   # rounding of ~1e-6 at most
+    # one export per generator, reused by the second run
+    assert len(list((tmp_path / "cache" / "onnx").glob("*.onnx"))) == 2
+
+
+def test_backend_onnxruntime_on_a_gpu_is_refused_in_one_line(resnet_dir, tmp_path, capsys):
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device to name")
+    with pytest.raises(SystemExit):
+        translate_main(["--model", str(resnet_dir), str(tmp_path), "--out", str(tmp_path / "o"),
+                        "--backend", "onnxruntime", "--device", "cuda"])
+    assert "runs on the CPU only" in capsys.readouterr().err
