@@ -5,7 +5,7 @@
 #   scripts/photo2sketch.sh default    # the default model (12064 steps, about 40 min on one CPU thread) -> models/photo2sketch
 #   scripts/photo2sketch.sh install    # the Debian packages and scikit-learn that hold the wide set's photos (root)
 #   scripts/photo2sketch.sh wide       # the 20-photos-per-domain experiment (9850 steps, 80 min) -> WORK/wide
-#   scripts/photo2sketch.sh ablation   # six 1131-step runs (3 epochs, about 4 min each) -> models/ablation/NAME
+#   scripts/photo2sketch.sh ablation   # six 3016-step runs (8 epochs, about 9 min each) -> models/ablation/NAME
 #   scripts/photo2sketch.sh evaluate   # the benchmark tables of the README
 #
 # WORK (default /tmp/photo2sketch) holds the data and the run folders; THREADS (default 1) torch threads.
@@ -57,7 +57,7 @@ case "${1:-}" in
     names=("${@:2}"); [ ${#names[@]} -gt 0 ] || names=("${ABLATIONS[@]}")
     for name in "${names[@]}"; do
       # shellcheck disable=SC2046
-      python train/run.py "${COMMON[@]}" --out "$WORK/ablation/$name" --n-epochs 2 --n-epochs-decay 1 \
+      python train/run.py "${COMMON[@]}" --out "$WORK/ablation/$name" --n-epochs 4 --n-epochs-decay 4 \
         $(ablation_flags "$name")
       ship "$WORK/ablation/$name" "models/ablation/$name"
     done ;;
