@@ -3,6 +3,7 @@
     python -m cyclegan.train --data ROOT --out RUN_DIR                  # ROOT/trainA, ROOT/trainB
     python -m cyclegan.train --hf-dataset huggan/horse2zebra --out RUN_DIR
     python -m cyclegan.train --data ROOT --out RUN_DIR --resume         # continue exactly where it stopped
+    python -m cyclegan.train --data ROOT --out RUN_DIR --init-from models/photo2sketch   # fine-tune a model
     torchrun --nproc_per_node 2 -m cyclegan.train --data ROOT --out RUN_DIR   # data parallel
 
 `python train/run.py ...` is the same command. `main` reads top to bottom: parse the options, reconcile them
@@ -189,6 +190,10 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     g.add_argument("--resume", action="store_true",
                    help="continue from OUT/checkpoint.safetensors at the exact step (options not typed keep the "
                         "run's values)")
+    g.add_argument("--init-from", metavar="MODEL", default=None,
+                   help="start a new run from this model's weights (a save_pretrained folder or Hub repo "
+                        "id[@revision]; the same architecture options): fine-tuning on new data; its "
+                        "discriminators too when it has them")
     g.add_argument("--save-every", metavar="N", type=count, default=500,
                    help="also checkpoint every this many steps (0: at epoch ends only)")
     g.add_argument("--export-discriminators", action=argparse.BooleanOptionalAction, default=False,
@@ -601,6 +606,7 @@ class Plan:
     schedule_end: int                          # the step at which the schedule ends
     max_steps: int                             # the step at which this command stops
     notes: list[str]
+    init_state: dict | None = None             # --init-from: the weights the new run starts from
 
 
 def prepare(args, typed: set[str], command: str) -> Plan:
@@ -621,6 +627,7 @@ def prepare(args, typed: set[str], command: str) -> Plan:
         raise UsageError(f"{run_dir / CHECKPOINT} exists; pass --resume to continue that run or choose another --out")
     notes += check_options(args, typed)
     config = model_config(args)
+    init_state = initial_weights(args, config, notes) if args.init_from else None
     device = choose_device(args, world)
     notes += device_notes(args, device)
     dataset = build_data(args)
@@ -640,7 +647,38 @@ def prepare(args, typed: set[str], command: str) -> Plan:
         except OSError as e:
             raise UsageError(f"cannot create the run folder {run_dir}: {e.strerror or e}") from None
     return Plan(args, run_dir, config, device, world, rank, dataset, fixed, state, progress, lr_base, commands,
-                steps_per_epoch, schedule_end, max_steps, notes)
+                steps_per_epoch, schedule_end, max_steps, notes, init_state)
+
+
+ARCHITECTURE = ("netG", "ngf", "n_blocks", "unet_depth", "use_dropout", "netD", "ndf", "n_layers_D")
+
+
+def initial_weights(args, config: CycleGANConfig, notes: list[str]) -> dict:
+    """--init-from: the state dict the new run starts from (both generators; both discriminators when the model
+    has them, else they start from random weights and a note says so). Raises UsageError (one line) with
+    --resume, for a model that cannot be loaded, or for a different architecture (naming each option)."""
+    if args.resume:
+        raise UsageError("--init-from starts a new run from a model's weights and --resume continues the run in "
+                         "--out from its checkpoint: pass only one of them")
+    from .loading import load_model
+    try:
+        init = load_model(args.init_from)
+    except ValueError as e:
+        raise UsageError(f"--init-from: {e}") from None
+    have, want = init.config.to_dict(), config.to_dict()
+    differ = [f"--{k.replace('_', '-')} {have[k]} (this run: {want[k]})" for k in ARCHITECTURE if have[k] != want[k]]
+    if differ:
+        raise UsageError(f"--init-from {args.init_from} has another architecture; type its options: "
+                         + ", ".join(differ))
+    state = {k: v for k, v in init.state_dict().items() if k.startswith(("G_AB.", "G_BA."))}
+    if config.with_discriminators:
+        discriminators = {k: v for k, v in init.state_dict().items() if k.startswith(("D_A.", "D_B."))}
+        if discriminators:
+            state.update(discriminators)
+        else:
+            notes.append(f"--init-from {args.init_from} has no discriminators: D_A and D_B start from random "
+                         f"weights")
+    return state
 
 
 def build(plan: Plan) -> tuple[CycleGAN, Trainer]:
@@ -654,6 +692,9 @@ def build(plan: Plan) -> tuple[CycleGAN, Trainer]:
         dist.init_process_group("nccl" if plan.device.type == "cuda" else "gloo")
     torch.manual_seed(args.seed + plan.rank)
     model = CycleGAN(plan.config)
+    if plan.init_state is not None:
+        missing, _ = model.load_state_dict(plan.init_state, strict=False)   # shapes checked in prepare
+        assert all(k.startswith(("D_A.", "D_B.")) for k in missing), missing
     trainer = Trainer(model, lr=plan.lr_base, betas=(args.beta1, args.beta2), pool_size=args.pool_size,
                       seed=args.seed, device=plan.device, bf16=args.bf16, channels_last=args.channels_last,
                       distributed=plan.world > 1)

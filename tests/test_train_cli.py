@@ -303,3 +303,33 @@ def test_help_lists_every_option_with_clean_defaults_and_no_test_hooks():
                             cwd=ROOT)
     assert module.returncode == 0
     assert module.stdout[module.stdout.index("options:"):] == r.stdout[r.stdout.index("options:"):]
+
+
+def test_init_from_fine_tunes_a_model_and_refuses_what_cannot_work(tiny_data, tmp_path):
+    from cyclegan import CycleGAN
+    common = ("--data", str(tiny_data), "--n-epochs", "1", "--n-epochs-decay", "0", "--max-steps", "2")
+    base = run_train(*common, "--out", str(tmp_path / "base"), "--export-discriminators")
+    assert base.returncode == 0, base.stderr
+    # a learning rate of 1e-12 leaves the weights where --init-from put them (a fresh start would not)
+    tuned = run_train(*common, "--out", str(tmp_path / "tuned"), "--init-from", str(tmp_path / "base" / "model"),
+                      "--lr", "1e-12", "--export-discriminators", "--seed", "7")
+    assert tuned.returncode == 0, tuned.stderr
+    a = CycleGAN.from_pretrained(tmp_path / "base" / "model").state_dict()
+    b = CycleGAN.from_pretrained(tmp_path / "tuned" / "model").state_dict()
+    assert set(a) == set(b) and any(k.startswith("D_A.") for k in a)
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
+    fresh = run_train(*common, "--out", str(tmp_path / "fresh"), "--lr", "1e-12", "--seed", "7")
+    c = CycleGAN.from_pretrained(tmp_path / "fresh" / "model").state_dict()
+    assert not torch.allclose(a["G_AB.model.1.weight"], c["G_AB.model.1.weight"], atol=1e-3)
+    runs = json.loads((tmp_path / "tuned" / "run.json").read_text())
+    assert "--init-from" in runs["commands"][0]
+    # another architecture: one line naming the option and both values; nothing written
+    other = run_train(*common, "--out", str(tmp_path / "other"), "--init-from", str(tmp_path / "base" / "model"),
+                      "--ngf", "12")
+    assert other.returncode == 2 and "--ngf 8 (this run: 12)" in other.stderr, other.stderr
+    assert "Traceback" not in other.stderr and not (tmp_path / "other").exists()
+    both = run_train(*common, "--out", str(tmp_path / "tuned"), "--init-from", str(tmp_path / "base" / "model"),
+                     "--resume")
+    assert both.returncode == 2 and "pass only one of them" in both.stderr, both.stderr
+    missing = run_train(*common, "--out", str(tmp_path / "m"), "--init-from", str(tmp_path / "nope"))
+    assert missing.returncode == 2 and "--init-from" in missing.stderr and "Traceback" not in missing.stderr
