@@ -497,13 +497,13 @@ def test_what_the_model_has_seen_and_the_note_for_an_unfamiliar_image(tmp_path):
 
 def test_the_hidden_information_panel_says_what_the_shipped_models_show():
     """The page says the shipped photo2sketch models show no jump (noise up to 16 grey levels on G(x) changes the
-    cycle L1 by at most 1% on average). Checked on the examples at 128 px: if a retrained model starts hiding
+    cycle L1 by less than 5% on average). Checked on the examples at 128 px: if a retrained model starts hiding
     information in G(x), this fails and the panel's wording must change with it (issue 16)."""
     import app
     from cyclegan.explain import explain
     from cyclegan.loading import load_model
 
-    assert "at most 1%" in app.HIDDEN
+    assert "less than 5%" in app.HIDDEN
     folders = [ROOT / "models" / "photo2sketch"] + sorted(p for p in (ROOT / "models" / "ablation").iterdir()
                                                           if (p / "config.json").is_file())
     photos = sorted((ROOT / "examples" / "photo").glob("*.*"))[:3]
@@ -512,4 +512,4 @@ def test_the_hidden_information_panel_says_what_the_shipped_models_show():
         model = load_model(str(folder))
         clean = np.mean([explain(model, p, "AtoB", max_side=128).numbers["cycle_l1"] for p in photos])
         noisy = np.mean([explain(model, p, "AtoB", max_side=128, noise=16.0).numbers["cycle_l1"] for p in photos])
-        assert noisy / clean < 1.05, (folder.name, clean, noisy)   # the page's 1% at full size; 5% slack at 128 px
+        assert noisy / clean < 1.05, (folder.name, clean, noisy)   # the page's "less than 5%" (measured at full size)
