@@ -4,7 +4,7 @@
 #   scripts/photo2sketch.sh data       # WORK/data: trainA, trainB, testA, testB (about 15 s)
 #   scripts/photo2sketch.sh default    # the default model (12064 steps, about 40 min on one CPU thread) -> models/photo2sketch
 #   scripts/photo2sketch.sh install    # the Debian packages and scikit-learn that hold the wide set's photos (root)
-#   scripts/photo2sketch.sh wide       # the 20-photos-per-domain experiment (9850 steps, 80 min) -> WORK/wide
+#   scripts/photo2sketch.sh wide       # the 20-photos-per-domain experiment (23640 steps, 94 min) -> WORK/wide
 #   scripts/photo2sketch.sh ablation   # six 3016-step runs (8 epochs, about 9 min each) -> models/ablation/NAME
 #   scripts/photo2sketch.sh evaluate   # the benchmark tables of the README
 #
@@ -51,8 +51,8 @@ case "${1:-}" in
   wide)
     # Not shipped: it scored below the default everywhere (README). --resume continues an interrupted run.
     python -m cyclegan.photo2sketch build --task photo2sketch --photos wide --out "$WORK/wide_data"
-    python train/run.py "${COMMON[@]/$WORK\/data/$WORK/wide_data}" --out "$WORK/wide" --n-epochs 2 --n-epochs-decay 3 \
-      --save-every 500 --export-discriminators $( [ -f "$WORK/wide/checkpoint.safetensors" ] && echo --resume ) ;;
+    python train/run.py "${COMMON[@]/$WORK\/data/$WORK/wide_data}" --out "$WORK/wide" --n-epochs 6 --n-epochs-decay 6 \
+      --save-every 1000 --export-discriminators $( [ -f "$WORK/wide/checkpoint.safetensors" ] && echo --resume ) ;;
   ablation)
     names=("${@:2}"); [ ${#names[@]} -gt 0 ] || names=("${ABLATIONS[@]}")
     for name in "${names[@]}"; do
