@@ -365,7 +365,8 @@ HIDDEN = ("If the generators hid information about x in G(x) as signals too fain
           "G(x) would destroy it and the cycle error would jump. The numbers below give the cycle L1 with and "
           "without the noise. Measured on the shipped photo2sketch models (default and the six ablations, "
           "scripts/hidden_information.py): noise up to 16 grey levels changes their mean cycle L1 by less than 5% "
-          "(for some it even falls), so they do not hide information this way (the sketch's colour wash keeps the colours in plain sight).")
+          "(for some it even falls), so they do not hide information this way (the sketch's colour wash keeps the "
+          "colours in plain sight).")
 
 WHY_BOTH = ("The same recipe and budget, with part of the objective removed (models/ablation, the paper's Table "
             "4 on photo2sketch). One line under each says what to look for.")
