@@ -179,6 +179,14 @@ def photo_path(name: str) -> Path:
     return root.joinpath(*Path(photo.file).parts[1:])
 
 
+def source(name: str) -> str:
+    """Where a photo comes from, for a SOURCES.md row: the package and file, then the credit."""
+    p = PHOTOS[name]
+    where = (f"Debian package {p.package.split(':', 1)[1]} `{p.file}`" if p.package.startswith("debian:")
+             else f"{p.package} `{p.file}`")
+    return f"{where}; {p.credit}"
+
+
 def check_photos(names) -> None:
     """Raises MissingPhotos (one line: the apt-get and pip commands) unless every named photo is installed."""
     missing = [PHOTOS[n] for n in names if not photo_path(n).is_file()]
@@ -282,6 +290,15 @@ def resize_short(img: np.ndarray, short: int) -> np.ndarray:
     return np.asarray(Image.fromarray(img).resize(size, Image.LANCZOS))
 
 
+def tile_detail(tile: np.ndarray) -> float:
+    """How much detail an HxWx3 uint8 tile holds: the mean absolute difference between vertically adjacent grey
+    (luma) pixels plus that between horizontally adjacent ones, in grey levels (0 for a flat tile; about 16 for
+    the default model's photo tiles, 10-11 for the wide set's, where sky and smooth wallpaper gradients are
+    common). `build --min-detail` drops training tiles below a threshold."""
+    grey = np.asarray(tile, dtype=np.float64) @ LUMA.astype(np.float64)
+    return float(np.abs(np.diff(grey, axis=0)).mean() + np.abs(np.diff(grey, axis=1)).mean())
+
+
 def tile_grid(h: int, w: int, size: int, stride: int) -> list[tuple[int, int]]:
     """Top-left corners of size x size tiles every `stride` pixels, the last row/column flush with the edge."""
     def starts(n: int) -> list[int]:
@@ -310,10 +327,12 @@ class Task:
     def transform(self, img: np.ndarray) -> np.ndarray:
         return self.style(img)
 
-    def train_tiles(self, split: str, photos: str = "default"):
+    def train_tiles(self, split: str, photos: str = "default", min_detail: float = 0.0):
         """(file name, photo name, HxWx3 uint8) for trainA (photo tiles) or trainB (styled photo tiles).
 
-        photos: "default" (the shipped model's SPLITS trainA/trainB) or "wide" (wideA/wideB)."""
+        photos: "default" (the shipped model's SPLITS trainA/trainB) or "wide" (wideA/wideB).
+        min_detail: skip tiles whose tile_detail (of the tile as written: the photo tile in trainA, the styled
+        one in trainB) is below this many grey levels; 0 keeps every tile."""
         for photo in SPLITS[PHOTO_SETS[photos][split == "trainB"]]:
             img = load_photo(photo, max_side=2 * max(self.train_scales))
             for short in self.train_scales:
@@ -323,6 +342,8 @@ class Task:
                     tile = np.ascontiguousarray(scaled[y:y + self.train_tile, x:x + self.train_tile])
                     if split == "trainB":
                         tile = self.transform(tile)
+                    if min_detail and tile_detail(tile) < min_detail:
+                        continue
                     yield f"{photo}_s{short}_y{y:03d}_x{x:03d}.png", photo, tile
 
     def test_pairs(self):
@@ -333,15 +354,18 @@ class Task:
                 tile = np.ascontiguousarray(scaled[y:y + self.test_tile, x:x + self.test_tile])
                 yield f"{photo}_y{y:03d}_x{x:03d}.png", photo, tile, self.transform(tile)
 
-    def build(self, out: str | Path, photos: str = "default") -> dict:
-        """Writes OUT/trainA, trainB, testA, testB (PNG) and OUT/manifest.json (the photo of every file)."""
+    def build(self, out: str | Path, photos: str = "default", min_detail: float = 0.0) -> dict:
+        """Writes OUT/trainA, trainB, testA, testB (PNG) and OUT/manifest.json (the photo of every file).
+
+        photos and min_detail select the training tiles (see train_tiles); the test tiles are always all kept.
+        """
         out = Path(out)
         manifest: dict[str, dict[str, str]] = {}
         for split in ("trainA", "trainB"):
             folder = out / split
             folder.mkdir(parents=True, exist_ok=True)
             manifest[split] = {}
-            for fname, photo, tile in self.train_tiles(split, photos):
+            for fname, photo, tile in self.train_tiles(split, photos, min_detail):
                 Image.fromarray(tile).save(folder / fname)
                 manifest[split][fname] = photo
         for split in ("testA", "testB"):
@@ -352,7 +376,7 @@ class Task:
             Image.fromarray(styled).save(out / "testB" / fname)
             manifest["testA"][fname] = manifest["testB"][fname] = photo
         info = {"task": self.name, "name_A": self.name_A, "name_B": self.name_B, "photos": photos,
-                "splits": dict(SPLITS),
+                "min_detail": min_detail, "splits": dict(SPLITS),
                 "files": manifest}
         (out / "manifest.json").write_text(json.dumps(info, indent=1))
         return info
@@ -384,11 +408,13 @@ class Task:
         """A few whole training images of each domain, small JPEGs, for the app's "what the model has seen".
 
         OUT/<name_A>_NN_PHOTO.jpg from trainA's photos and OUT/<name_B>_NN_PHOTO.jpg (styled) from trainB's,
-        shorter side `short` pixels (the styled image is made at the training scale, then resized).
+        shorter side `short` pixels (the styled image is made at the training scale, then resized), and
+        OUT/SOURCES.md: each file's source and licence.
         """
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         written = []
+        rows = []
         for split, domain in zip(PHOTO_SETS[photos], (self.name_A, self.name_B)):
             names = SPLITS[split]
             step = max(1, len(names) // per_domain)
@@ -399,6 +425,18 @@ class Task:
                 path = out / f"{domain}_{i:02d}_{photo}.jpg"
                 Image.fromarray(resize_short(img, short)).save(path, quality=85)
                 written.append(path)
+                made = "the photo" if domain == self.name_A else f"`{self.name_B}()` of the photo"
+                rows.append(f"| `{path.name}` | {made}: {source(photo)} | {PHOTOS[photo].licence} |")
+        a, b = PHOTO_SETS[photos]
+        (out / "SOURCES.md").write_text(
+            "# Training examples: sources and licences\n\n"
+            f"A few of the default model's training images ({len(rows)} of the {len(SPLITS[a]) + len(SPLITS[b])} "
+            f"photos it was trained on: `--photos {photos}`), {short} pixels on the shorter side, for the app's "
+            f"\"what the model has seen\" strip: {self.name_A} images from {a}, {self.name_B} images from {b} (disjoint "
+            "photos), "
+            f"written by `python -m cyclegan.photo2sketch strip --photos {photos} --out DIR`.\n\n"
+            "| file | source | licence |\n| --- | --- | --- |\n" + "\n".join(rows) + "\n")
+        written.append(out / "SOURCES.md")
         return written
 
 
@@ -427,7 +465,15 @@ def main(argv=None) -> int:
     p.add_argument("--out", help="output folder (all commands but check)")
     p.add_argument("--photos", default="default", choices=sorted(PHOTO_SETS),
                    help="training photos for build/strip: the shipped model's three per domain, or twenty (wide)")
+    p.add_argument("--min-detail", type=float, default=0.0, metavar="GREY_LEVELS",
+                   help="build: skip training tiles with less detail than this (tile_detail: mean absolute "
+                        "vertical plus horizontal neighbour difference of the grey tile; 0 keeps all; the "
+                        "default model's recipe uses 8 on the wide set)")
     args = p.parse_args(argv)
+    if args.min_detail and args.command != "build":
+        p.error(f"--min-detail applies to build only, not to {args.command}")
+    if args.min_detail < 0:
+        p.error(f"--min-detail must be 0 or more grey levels, not {args.min_detail:g}")
     if args.out is None and args.command != "check":
         p.error(f"{args.command} needs --out")
     task = get_task(args.task)
@@ -442,7 +488,7 @@ def main(argv=None) -> int:
     if args.command == "check":
         print(f"all {len(PHOTOS)} photos are installed")
     elif args.command == "build":
-        info = task.build(args.out, args.photos)
+        info = task.build(args.out, args.photos, args.min_detail)
         counts = ", ".join(f"{k} {len(v)}" for k, v in info["files"].items())
         print(f"wrote {args.out}: {counts}")
     else:

@@ -12,7 +12,7 @@ from PIL import Image
 
 from cyclegan import photo2sketch
 from cyclegan.photo2sketch import (DEBIAN_PACKAGES, DEFAULT_TASK, PHOTOS, SPLITS, TASKS, MissingPhotos, cartoon, check_photos,
-                                   get_task, load_photo, main, photo_path, sketch, task_for, tile_grid)
+                                   get_task, load_photo, main, photo_path, sketch, task_for, tile_detail, tile_grid)
 
 pytest.importorskip("skimage")
 pytest.importorskip("matplotlib")
@@ -167,6 +167,36 @@ def test_build_is_deterministic_with_disjoint_splits_and_ground_truth(tmp_path, 
     assert size == (task.train_tile, task.train_tile)
 
 
+def test_tile_detail_is_zero_when_flat_and_counts_grey_level_steps():
+    flat = np.full((16, 16, 3), 200, np.uint8)
+    assert tile_detail(flat) == 0
+    stripes = flat.copy()
+    stripes[:, ::2] = 190  # every horizontal neighbour differs by 10 grey levels, no vertical one
+    assert tile_detail(stripes) == pytest.approx(10, abs=1e-6)
+    assert tile_detail(stripes.transpose(1, 0, 2)) == pytest.approx(10, abs=1e-6)
+
+
+def test_min_detail_drops_only_the_flatter_training_tiles(tmp_path, capsys):
+    task = small_task()
+    full = task.build(tmp_path / "all")
+    details = {split: {name: tile_detail(np.asarray(Image.open(tmp_path / "all" / split / name)))
+                       for name in full["files"][split]} for split in ("trainA", "trainB")}
+    threshold = float(np.median(list(details["trainA"].values())))
+    kept = task.build(tmp_path / "kept", min_detail=threshold)
+    assert 0 < len(kept["files"]["trainA"]) < len(full["files"]["trainA"])
+    for split in ("trainA", "trainB"):
+        expected = {n for n, d in details[split].items() if d >= threshold}
+        assert set(kept["files"][split]) == expected
+        for name in expected:  # the kept tiles are the same files
+            assert (tmp_path / "kept" / split / name).read_bytes() == (tmp_path / "all" / split / name).read_bytes()
+    assert kept["files"]["testA"] == full["files"]["testA"]  # the benchmark keeps every tile
+    assert json.loads((tmp_path / "kept" / "manifest.json").read_text())["min_detail"] == threshold
+    with pytest.raises(SystemExit):
+        main(["build", "--out", str(tmp_path / "bad"), "--min-detail", "-1"])
+    assert "--min-detail must be 0 or more" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
+
 @needs_all_photos
 def test_cli_writes_the_held_out_examples_and_the_training_strip(tmp_path, capsys):
     assert main(["examples", "--out", str(tmp_path)]) == 0
@@ -177,7 +207,7 @@ def test_cli_writes_the_held_out_examples_and_the_training_strip(tmp_path, capsy
         assert np.array_equal(b, sketch(a))
     strip = tmp_path / "strip"
     assert main(["strip", "--out", str(strip)]) == 0
-    files = sorted(p.name for p in strip.iterdir())
+    files = sorted(p.name for p in strip.glob("*.jpg"))
     photos = [f for f in files if f.startswith("photo_")]
     sketches = [f for f in files if f.startswith("sketch_")]
     assert len(photos) == len(SPLITS["trainA"]) and len(sketches) == len(SPLITS["trainB"])
@@ -187,5 +217,8 @@ def test_cli_writes_the_held_out_examples_and_the_training_strip(tmp_path, capsy
     assert all(min(Image.open(strip / f).size) == 96 and (strip / f).stat().st_size < 30_000 for f in files)
     # The shipped strip is what the command writes.
     shipped = Path(__file__).resolve().parents[1] / "models" / "photo2sketch" / "training_examples"
+    sources = (strip / "SOURCES.md").read_text()
+    assert all(f"`{f}`" in sources for f in files) and "public domain (NASA)" in sources
     if shipped.is_dir():
         assert sorted(p.name for p in shipped.glob("*.jpg")) == files
+        assert (shipped / "SOURCES.md").read_text() == sources
