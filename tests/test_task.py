@@ -219,6 +219,10 @@ def test_cli_writes_the_held_out_examples_and_the_training_strip(tmp_path, capsy
     shipped = Path(__file__).resolve().parents[1] / "models" / "photo2sketch" / "training_examples"
     sources = (strip / "SOURCES.md").read_text()
     assert all(f"`{f}`" in sources for f in files) and "public domain (NASA)" in sources
+    # The default model's strip: four of the wide set's photos per domain, exactly as the recipe writes them.
+    assert main(["strip", "--photos", "wide", "--out", str(tmp_path / "wide")]) == 0
+    wide = sorted(p.name for p in (tmp_path / "wide").glob("*.jpg"))
+    assert len(wide) == 8 and all(f.split("_", 2)[2][:-4] in SPLITS["wideA"] + SPLITS["wideB"] for f in wide)
     if shipped.is_dir():
-        assert sorted(p.name for p in shipped.glob("*.jpg")) == files
-        assert (shipped / "SOURCES.md").read_text() == sources
+        assert sorted(p.name for p in shipped.glob("*.jpg")) == wide
+        assert (shipped / "SOURCES.md").read_text() == (tmp_path / "wide" / "SOURCES.md").read_text()
