@@ -450,9 +450,11 @@ def realness_colorbar() -> np.ndarray:
 
 # -- what the model has seen ---------------------------------------------------------------------------------------
 def training_examples(entry: Entry, default: Entry) -> dict[str, list[str]]:
-    """{domain name: [image paths]} from the model folder's training_examples/ (ablations share the default's):
+    """{domain name: [image paths]} from the model folder's training_examples/ (ablations share
+    models/ablation/training_examples/, the three-photo set they were trained on, else the default's):
     files named <domain>_*.jpg (as `python -m cyclegan.photo2sketch strip` writes them) or in <domain>/."""
-    folders = [entry.folder] + ([default.folder] if entry.kind == "ablation" else [])
+    folders = [entry.folder] + ([entry.folder.parent, default.folder] if entry.kind == "ablation" and entry.folder
+                                else [])
     for folder in folders:
         root = folder / "training_examples" if folder else None
         if root is None or not root.is_dir():

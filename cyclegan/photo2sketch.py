@@ -431,7 +431,7 @@ class Task:
         a, b = PHOTO_SETS[photos]
         (out / "SOURCES.md").write_text(
             "# Training examples: sources and licences\n\n"
-            f"A few of the default model's training images ({len(rows)} of the {len(SPLITS[a]) + len(SPLITS[b])} "
+            f"A few of the model's training images ({len(rows)} of the {len(SPLITS[a]) + len(SPLITS[b])} "
             f"photos it was trained on: `--photos {photos}`), {short} pixels on the shorter side, for the app's "
             f"\"what the model has seen\" strip: {self.name_A} images from {a}, {self.name_B} images from {b} (disjoint "
             "photos), "

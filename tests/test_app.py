@@ -513,3 +513,19 @@ def test_the_hidden_information_panel_says_what_the_shipped_models_show():
         clean = np.mean([explain(model, p, "AtoB", max_side=128).numbers["cycle_l1"] for p in photos])
         noisy = np.mean([explain(model, p, "AtoB", max_side=128, noise=16.0).numbers["cycle_l1"] for p in photos])
         assert noisy / clean < 1.05, (folder.name, clean, noisy)   # the page's "less than 5%" (measured at full size)
+
+
+def test_ablations_show_the_three_photos_they_were_trained_on_not_the_defaults():
+    # The ablations were trained on the three-photo set; the default on the wide set: each strip its own data.
+    import app
+    from cyclegan.loading import load_model
+    folder = ROOT / "models" / "ablation" / "full"
+    if not (folder / "config.json").is_file():
+        pytest.skip("no shipped ablation models")
+    default = app.Entry(load_model(str(ROOT / "models" / "photo2sketch")), "default", "embedded",
+                        ROOT / "models" / "photo2sketch")
+    ablation = app.Entry(load_model(str(folder)), "ablation", "ablation", folder)
+    strip = app.training_examples(ablation, default)
+    names = {Path(p).name.split("_", 2)[2][:-4] for paths in strip.values() for p in paths}
+    assert names == {"astronaut", "motorcycle_left", "rocket", "grace_hopper", "hubble_deep_field", "retina"}
+    assert app.training_examples(default, default) != strip
