@@ -293,7 +293,7 @@ def resize_short(img: np.ndarray, short: int) -> np.ndarray:
 def tile_detail(tile: np.ndarray) -> float:
     """How much detail an HxWx3 uint8 tile holds: the mean absolute difference between vertically adjacent grey
     (luma) pixels plus that between horizontally adjacent ones, in grey levels (0 for a flat tile; about 16 for
-    the default model's photo tiles, 10-11 for the wide set's, where sky and smooth wallpaper gradients are
+    the three-photo set's tiles, 10-11 for the wide set's, where sky and smooth wallpaper gradients are
     common). `build --min-detail` drops training tiles below a threshold."""
     grey = np.asarray(tile, dtype=np.float64) @ LUMA.astype(np.float64)
     return float(np.abs(np.diff(grey, axis=0)).mean() + np.abs(np.diff(grey, axis=1)).mean())
