@@ -368,8 +368,8 @@ HIDDEN = ("If the generators hid information about x in G(x) as signals too fain
           "(for some it even falls), so they do not hide information this way (the sketch's colour wash keeps the "
           "colours in plain sight).")
 
-WHY_BOTH = ("The same recipe and budget, with part of the objective removed (models/ablation, the paper's Table "
-            "4 on photo2sketch). One line under each says what to look for.")
+WHY_BOTH = ("The default's data and recipe at a fifth of its steps, each with part of the objective removed "
+            "(models/ablation, the paper's Table 4 on photo2sketch). One line under each says what to look for.")
 
 
 def privacy_note(settings: Settings) -> str:
@@ -450,11 +450,10 @@ def realness_colorbar() -> np.ndarray:
 
 # -- what the model has seen ---------------------------------------------------------------------------------------
 def training_examples(entry: Entry, default: Entry) -> dict[str, list[str]]:
-    """{domain name: [image paths]} from the model folder's training_examples/ (ablations share
-    models/ablation/training_examples/, the three-photo set they were trained on, else the default's):
-    files named <domain>_*.jpg (as `python -m cyclegan.photo2sketch strip` writes them) or in <domain>/."""
-    folders = [entry.folder] + ([entry.folder.parent, default.folder] if entry.kind == "ablation" and entry.folder
-                                else [])
+    """{domain name: [image paths]} from the model folder's training_examples/ (the ablations, trained on the
+    default's data, show the default's): files named <domain>_*.jpg (as `python -m cyclegan.photo2sketch strip`
+    writes them) or in <domain>/."""
+    folders = [entry.folder] + ([default.folder] if entry.kind == "ablation" else [])
     for folder in folders:
         root = folder / "training_examples" if folder else None
         if root is None or not root.is_dir():
