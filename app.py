@@ -47,11 +47,11 @@ ABLATIONS = {
     "full": "full CycleGAN",
 }
 ABLATION_HINTS = {   # measured on the held-out photos (README, "Why both losses?"); cycle L1 there in brackets
-    "cycle_alone": "no adversarial term: G(x) is a soft pink copy, yet F(G(x)) comes back best (0.22).",
-    "gan_alone": "no cycle term: nothing asks F(G(x)) to bring x back; it comes back blotchy (0.32).",
-    "gan_forward_cycle": "only x -> G(x) -> F(G(x)) must come back: the sharpest sketches; x returns (0.26).",
-    "gan_backward_cycle": "only y -> F(y) -> G(F(y)) must come back: x's own cycle drifts most (0.37).",
-    "full_no_identity": "both cycles, no identity term: G swaps the colours, F codes them back in part (0.36).",
+    "cycle_alone": "no adversarial term: G(x) is a pale copy with faint strokes, and x comes back (0.24).",
+    "gan_alone": "no cycle term: nothing asks F(G(x)) to bring x back; it comes back pale and smeared (0.38).",
+    "gan_forward_cycle": "only x -> G(x) -> F(G(x)) must come back: tinted sketches, and x returns best (0.22).",
+    "gan_backward_cycle": "only y -> F(y) -> G(F(y)) must come back: x's own cycle drifts most (0.43).",
+    "full_no_identity": "both cycles, no identity term: G draws a grey negative, yet x still comes back (0.27).",
     "full": "the paper's objective: content in place in G(x), x comes back (0.24).",
 }
 DEFAULT_KEY = "default"
