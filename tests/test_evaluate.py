@@ -228,6 +228,32 @@ def test_readme_and_model_card_numbers_are_what_the_shipped_default_model_scores
             assert numbers(found[0]) == pytest.approx(numbers(row), abs=0.02), (doc, row, found[0])
 
 
+README_ABLATION_ROWS = {  # models/ablation/NAME: its row label in the README's held-out ablation table
+    "cycle_alone": "cycle alone", "gan_alone": "GAN alone", "gan_forward_cycle": "GAN + forward cycle",
+    "gan_backward_cycle": "GAN + backward cycle", "full": "full CycleGAN", "full_no_identity": "full without identity"}
+
+
+@pytest.mark.parametrize("name", sorted(README_ABLATION_ROWS))
+def test_readme_and_app_ablation_figures_are_what_the_shipped_ablations_score(name):
+    # The README's held-out ablation table and the app's line under each model (its cycle L1 in brackets) are
+    # what the checkpoints in models/ablation score: retraining them without re-measuring fails here.
+    import app
+    folder = MODELS / "ablation" / name
+    if not (folder / "model.safetensors").is_file():
+        pytest.skip("the ablation models are not in this checkout")
+    torch.set_num_threads(1)
+    m = evaluate_heldout(CycleGAN.from_pretrained(str(folder)))["mean"]
+    want = [m["translation"]["psnr"], m["translation"]["ssim"], m["cycle"]["psnr"], m["cycle"]["ssim"],
+            m["cycle_l1"], m["backward"]["psnr"], m["backward"]["ssim"]]
+    rows = [ln for ln in (ROOT / "README.md").read_text().splitlines()
+            if ln.startswith(f"| {README_ABLATION_ROWS[name]} | ") and ln.count("/") == 3]
+    assert len(rows) == 1, rows
+    got = [float(v) for v in rows[0].replace("/", "|").split("|")[2:-1] if v.strip()]
+    assert got == pytest.approx(want, abs=0.02), (rows[0], want)
+    hint = app.ABLATION_HINTS[name]
+    assert float(hint[hint.rindex("(") + 1:hint.rindex(")")]) == pytest.approx(m["cycle_l1"], abs=0.006), hint
+
+
 def test_hidden_information_script_prints_the_explain_cycle_error_at_each_noise(tiny_model, tmp_path):
     from cyclegan.explain import explain
 
