@@ -47,7 +47,7 @@ ABLATIONS = {
     "full": "full CycleGAN",
 }
 ABLATION_HINTS = {   # measured on the held-out photos (README, "Why both losses?"); cycle L1 there in brackets
-    "cycle_alone": "no adversarial term: G(x) is a pale copy with faint strokes, and x comes back (0.24).",
+    "cycle_alone": "no adversarial term: G(x) is a pale copy of the photo, and x comes back (0.24).",
     "gan_alone": "no cycle term: nothing asks F(G(x)) to bring x back; it comes back pale and smeared (0.38).",
     "gan_forward_cycle": "only x -> G(x) -> F(G(x)) must come back: tinted sketches, and x returns best (0.22).",
     "gan_backward_cycle": "only y -> F(y) -> G(F(y)) must come back: x's own cycle drifts most (0.43).",
@@ -369,7 +369,9 @@ HIDDEN = ("If the generators hid information about x in G(x) as signals too fain
           "colours in plain sight).")
 
 WHY_BOTH = ("The default's data and recipe at a fifth of its steps, each with part of the objective removed "
-            "(models/ablation, the paper's Table 4 on photo2sketch). One line under each says what to look for.")
+            "(models/ablation, the paper's Table 4 on photo2sketch). One line under each says what to look for; "
+            "the number in its brackets is the model's mean cycle L1 over the seven held-out example photos, and "
+            "the figure under the images is this image's, so one photo can rank the models differently.")
 
 
 def privacy_note(settings: Settings) -> str:
@@ -761,7 +763,9 @@ class App:
             for name, ex in results.items():
                 out[c[f"abl_{name}_fake"]] = self.panels.png(ex.fake, f"{name}_G_x")
                 out[c[f"abl_{name}_rec"]] = self.panels.png(ex.rec, f"{name}_F_G_x")
-                out[c[f"abl_{name}_numbers"]] = f"cycle L1 {ex.numbers['cycle_l1']:.3f}"
+                h, w = ex.fake.shape[:2]
+                out[c[f"abl_{name}_numbers"]] = (f"cycle L1 {ex.numbers['cycle_l1']:.3f} on this image at {w}x{h} "
+                                                  f"px ({ABLATIONS[name]})")
         except Exception as e:
             raise page_error(e, src) from None
         return out

@@ -363,7 +363,7 @@ def test_why_both_losses_compares_the_shipped_ablations(client, app_url):
             for f in (fake, rec):
                 img = Image.open(f)
                 assert img.format == "PNG" and img.size == (60, 40)
-            assert numbers.startswith("cycle L1 ")
+            assert numbers.startswith("cycle L1 ") and numbers.endswith(f"on this image at 60x40 px ({app.ABLATIONS[name]})")
         not_an_image = app_url[1] / "notes.png"
         not_an_image.write_text("not an image")
         with pytest.raises(Exception, match="cannot be used"):
